@@ -1,0 +1,28 @@
+"""
+The unit that flows through a pipeline.
+"""
+
+import attr
+
+
+@attr.s(slots=True, eq=False, repr=False)
+class Batch:
+    """
+    One page of source items and, once processed, their messages.
+
+    @ivar items: raw items from the source (for the RPC source: getEvents event objects).
+    @ivar cursor: the source position after this batch, checkpointed once every consumer
+        acknowledged it; C{None} when the batch carries no new position.
+    @ivar messages: what the processors produced from C{items} (set by the pipeline).
+    @ivar latest_ledger: the newest ledger the source knows of when the batch was read.
+    @ivar sequence: position of the batch in its pipeline run (set by the pipeline).
+    """
+
+    items = attr.ib()
+    cursor = attr.ib(default=None)
+    messages = attr.ib(default=None)
+    latest_ledger = attr.ib(default=None)
+    sequence = attr.ib(default=None)
+
+    def __repr__(self):
+        return "<Batch #{} items={} cursor={!r}>".format(self.sequence, len(self.items), self.cursor)

@@ -1,0 +1,79 @@
+"""
+The daemon: a MultiService of pipelines built from a L{DaemonConfig}.
+"""
+
+from twisted.application.service import MultiService
+from twisted.logger import Logger
+from zope.interface.verify import verifyObject
+
+from stellarflow.checkpoint import FileCheckpointStore
+from stellarflow.interfaces import ICheckpointStore, IConsumer, IProcessor, ISource
+from stellarflow.pipeline import ComponentContext, Pipeline
+
+
+class Daemon(MultiService):
+    """
+    Runs every pipeline of a config side by side.
+
+    @ivar exitCode: 0, or 1 once a pipeline failed to start (the daemon then stops itself).
+    @param stop: called with no arguments to stop the process when a pipeline cannot start.
+    """
+
+    log = Logger()
+
+    def __init__(self, config, reactor, stop=None):
+        MultiService.__init__(self)
+        self.config = config
+        self.reactor = reactor
+        self.exitCode = 0
+        self._stop = stop
+        for spec in config.pipelines:
+            buildPipeline(spec, config, reactor, self._fatal).setServiceParent(self)
+
+    def startService(self):
+        self.log.info(
+            "stellarflow starting {count} pipeline(s) from {file}: {names}",
+            count=len(self.config.pipelines),
+            file=self.config.filename,
+            names=", ".join(p.name for p in self.config.pipelines),
+        )
+        MultiService.startService(self)
+
+    def _fatal(self, failure):
+        self.exitCode = 1
+        if self._stop is not None:
+            self._stop()
+
+
+def buildPipeline(spec, config, reactor, onFatal=None):
+    """
+    Instantiate one pipeline's components from its validated spec.
+    """
+    network = spec.source.config.get("network")
+    context = ComponentContext(reactor=reactor, pipeline=spec.name, state_dir=config.state_dir, network=network)
+    source = spec.source.factory.fromConfig(spec.source.config, context)
+    verifyObject(ISource, source)
+    processors = []
+    for p in spec.processors:
+        processor = p.factory.fromConfig(p.config, context)
+        verifyObject(IProcessor, processor)
+        processors.append(processor)
+    consumers = []
+    for i, c in enumerate(spec.consumers):
+        consumer = c.factory.fromConfig(c.config, context)
+        verifyObject(IConsumer, consumer)
+        consumers.append(("{}[{}]".format(c.type, i), consumer))
+    checkpoints = next(
+        (c for _, c in consumers if ICheckpointStore.providedBy(c)),
+        FileCheckpointStore(config.state_dir),
+    )
+    return Pipeline(
+        spec.name,
+        source,
+        processors,
+        consumers,
+        checkpoints,
+        reactor,
+        maxInFlight=spec.max_in_flight,
+        onFatal=onFatal,
+    )

@@ -1,0 +1,122 @@
+"""
+The roles of a pipeline, as zope interfaces, and the delivery contract between them.
+
+A pipeline is ``source -> processors -> consumers``:
+
+1. The source produces L{Batch}es (for the RPC source, one ``getEvents`` page).  It hands each
+   batch to the pipeline by calling ``deliver(batch)``; the returned Deferred fires when the
+   source may produce the next batch.  A source never has two deliveries outstanding.
+2. Each processor maps the batch's items to messages (``process(items) -> list``), in order.
+   Processors are synchronous and must not raise for a single bad item: they emit a message
+   describing it instead (see L{IProcessor}).
+3. Every consumer of the pipeline receives every message, batch by batch, in order.
+   ``consume(batch)`` returns a Deferred that fires once the consumer has safely handled the
+   batch (a database: committed; a WebSocket server: handed to its clients' queues).
+4. The pipeline checkpoints the batch's ``cursor`` only after every consumer acknowledged it and
+   every earlier batch, so a crash redelivers at most the unacknowledged batches.
+5. The pipeline holds at most ``max_in_flight`` unacknowledged batches per consumer; while a
+   consumer is at that limit the source's ``deliver`` Deferred does not fire (backpressure).
+6. A consumer whose ``consume`` fails is logged; the pipeline retries that batch for that consumer
+   with backoff (consumers must therefore be idempotent per message ``id``).  A failing consumer
+   never stops other consumers or other pipelines, although its backpressure eventually pauses
+   its own pipeline's source: data is held, never dropped, unless the consumer itself documents
+   a drop policy (the WebSocket consumer drops for slow clients, never for the pipeline).
+"""
+
+from zope.interface import Attribute, Interface
+
+
+class IComponentFactory(Interface):
+    """
+    A component class as found by its ``type`` name in the registry.
+
+    ``configSchema`` describes its ``config`` mapping (a L{stellarflow.schema.Schema});
+    ``fromConfig(config, context)`` builds the component from the validated config.
+    """
+
+    configSchema = Attribute("A stellarflow.schema.Schema for the component's config mapping.")
+
+    def fromConfig(config, context):
+        """
+        Build a component from validated config.
+
+        @param config: the dict produced by ``configSchema.validate``.
+        @param context: a L{stellarflow.pipeline.ComponentContext} (reactor, pipeline name, state dir).
+        """
+
+
+class ISource(Interface):
+    """
+    Produces batches of raw items for one pipeline.
+    """
+
+    def start(deliver, checkpoint):
+        """
+        Begin producing.
+
+        @param deliver: a callable taking a L{stellarflow.batch.Batch} and returning a Deferred
+            that fires when the source may produce the next batch.  Never call it again before
+            that Deferred fired.
+        @param checkpoint: the last committed cursor (a string) or C{None} to start fresh.
+        """
+
+    def stop():
+        """
+        Stop producing: no further ``deliver`` calls.  Returns a Deferred firing once any
+        request in flight has finished or been cancelled.
+        """
+
+
+class IProcessor(Interface):
+    """
+    Maps a batch's items to messages.
+    """
+
+    def process(items):
+        """
+        Return a list of messages for C{items} (a list), keeping order.  Must not raise for one
+        bad item: represent it (e.g. with a ``decode_error`` field) instead of dropping it.
+        """
+
+
+class IConsumer(Interface):
+    """
+    Receives every message of its pipeline, batch by batch, in order.
+    """
+
+    def start():
+        """
+        Prepare (listen, connect).  Returns a Deferred.  A failure that makes the consumer
+        unusable (port in use) fails the Deferred and stops the daemon; a transient one
+        (database down) is logged and retried by the consumer while start succeeds.
+        """
+
+    def consume(batch):
+        """
+        Handle a L{stellarflow.batch.Batch} whose ``messages`` are set.  Returns a Deferred that
+        fires once the batch is safely handled.  Called again for the same batch after a failure.
+        """
+
+    def stop():
+        """
+        Flush what was accepted and close.  Returns a Deferred that fires when done.
+        """
+
+
+class ICheckpointStore(Interface):
+    """
+    Where a pipeline's progress (the source cursor) is kept between runs.
+
+    A consumer that can store the checkpoint atomically with its data (PostgreSQL) also provides
+    this interface; the pipeline then prefers it over the default state file.
+    """
+
+    def load(pipeline):
+        """
+        Return a Deferred firing with the last saved cursor for C{pipeline}, or C{None}.
+        """
+
+    def save(pipeline, cursor):
+        """
+        Durably record C{cursor} for C{pipeline}.  Returns a Deferred.
+        """

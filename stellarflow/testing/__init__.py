@@ -1,0 +1,1 @@
+"""Public helpers for testing stellarflow and pipelines built on it."""

@@ -1,0 +1,165 @@
+"""
+In-memory source and consumer: for tests of the pipeline contract and for trying a config
+without any network.
+"""
+
+import json
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+from zope.interface import implementer, provider
+
+from stellarflow.batch import Batch
+from stellarflow.interfaces import IComponentFactory, IConsumer, ISource
+from stellarflow.schema import Field, Integer, Number, Schema, String
+
+
+@provider(IComponentFactory)
+@implementer(ISource)
+class MemorySource:
+    """
+    Emits batches handed to L{emit}, or, when configured with C{count}, generates C{count}
+    numbered items in batches of C{batch_size} every C{interval} seconds.
+
+    Items are C{{"id": "%019d-%010d", "n": n}} so they sort like RPC event ids; the cursor of a
+    batch is its last id, and a restart from a checkpoint continues after it.
+    """
+
+    log = Logger()
+
+    configSchema = Schema(
+        {
+            "count": Field(Integer(0), 0, "how many items to generate (0: only what tests emit)"),
+            "batch_size": Field(Integer(1), 10, "items per batch"),
+            "interval": Field(Number(0), 0.1, "seconds between batches"),
+        }
+    )
+
+    @classmethod
+    def fromConfig(cls, config, context):
+        return cls(context.reactor, **config)
+
+    def __init__(self, clock, count=0, batch_size=10, interval=0.1):
+        self.clock = clock
+        self.count = count
+        self.batch_size = batch_size
+        self.interval = interval
+        self.deliver = None
+        self.checkpoint = None
+        self.started = False
+        self.stopped = False
+        self.waiting = None
+        self._call = None
+        self._next = 1
+
+    def start(self, deliver, checkpoint):
+        self.deliver = deliver
+        self.checkpoint = checkpoint
+        self.started = True
+        if checkpoint:
+            self._next = int(checkpoint.split("-")[0]) + 1
+        if self.count:
+            self._schedule(0)
+
+    def stop(self):
+        self.stopped = True
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        return succeed(None)
+
+    def emit(self, items, cursor=None):
+        """
+        Deliver one batch now; returns the pipeline's readiness Deferred.
+        """
+        self.waiting = self.deliver(Batch(items=list(items), cursor=cursor))
+        return self.waiting
+
+    def _schedule(self, delay):
+        self._call = self.clock.callLater(delay, self._produce)
+
+    def _produce(self):
+        if self.stopped or self._next > self.count:
+            return
+        last = min(self.count, self._next + self.batch_size - 1)
+        items = [{"id": itemId(n), "n": n} for n in range(self._next, last + 1)]
+        self._next = last + 1
+        d = self.emit(items, cursor=items[-1]["id"])
+
+        def again(_):
+            if not self.stopped and self._next <= self.count:
+                self._schedule(self.interval)
+
+        def failed(f):
+            self.log.failure("Delivery failed; retrying the batch", f)
+            self._next = items[0]["n"]
+            self._schedule(max(self.interval, 1.0))
+
+        d.addCallbacks(again, failed)
+
+
+def itemId(n):
+    """
+    An RPC-style id for item C{n}.
+    """
+    return "%019d-%010d" % (n, 0)
+
+
+@provider(IComponentFactory)
+@implementer(IConsumer)
+class MemoryConsumer:
+    """
+    Keeps every batch it receives; optionally appends each message as a JSON line to C{path}.
+
+    Set C{hold = True} to keep acknowledgements back until L{release} (tests of backpressure),
+    or C{failures = n} to fail the next n batches.
+    """
+
+    configSchema = Schema({"path": Field(String(), "", "append messages to this file as JSON lines")})
+
+    @classmethod
+    def fromConfig(cls, config, context):
+        return cls(path=config["path"] or None)
+
+    def __init__(self, path=None):
+        self.path = path
+        self.batches = []
+        self.held = []
+        self.hold = False
+        self.failures = 0
+        self.started = False
+        self.stopped = False
+
+    @property
+    def messages(self):
+        return [m for b in self.batches for m in b.messages]
+
+    def start(self):
+        self.started = True
+        return succeed(None)
+
+    def consume(self, batch):
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("injected consumer failure")
+        self.batches.append(batch)
+        if self.path:
+            with open(self.path, "a", encoding="utf-8") as f:
+                for m in batch.messages:
+                    f.write(json.dumps(m) + "\n")
+        if self.hold:
+            d = Deferred()
+            self.held.append(d)
+            return d
+        return succeed(None)
+
+    def release(self, count=None):
+        """
+        Acknowledge held batches, oldest first.
+        """
+        count = len(self.held) if count is None else count
+        for _ in range(count):
+            self.held.pop(0).callback(None)
+
+    def stop(self):
+        self.stopped = True
+        return succeed(None)

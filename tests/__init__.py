@@ -1,0 +1,1 @@
+"""stellarflow's tests (run with trial)."""

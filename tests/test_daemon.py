@@ -1,0 +1,162 @@
+"""
+The daemon runs several pipelines side by side, and the real twistd starts and stops it.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from stellarflow.config import parse
+from stellarflow.daemon import Daemon
+from tests.helpers import REPO
+
+TWO = """
+state_dir: {state}
+pipelines:
+  fast:
+    source: {{type: MemorySource, config: {{count: 30, batch_size: 10, interval: 1}}}}
+    processors: []
+    consumers: [{{type: MemoryConsumer}}]
+  slow:
+    source: {{type: MemorySource, config: {{count: 30, batch_size: 5, interval: 1}}}}
+    processors: []
+    consumers: [{{type: MemoryConsumer}}]
+"""
+
+
+class DaemonTests(SynchronousTestCase):
+    def test_pipelinesRunSideBySide(self):
+        """
+        Both pipelines make progress at the same time, not one after the other, and a stop
+        checkpoints each.
+        """
+        state = self.mktemp()
+        clock = Clock()
+        config = parse(TWO.format(state=state), "two.yaml", {})
+        daemon = Daemon(config, clock)
+        daemon.startService()
+        fast, slow = [p for p in daemon]
+        clock.advance(0)
+        self.assertEqual(fast.delivered, 10)
+        self.assertEqual(slow.delivered, 5)
+        clock.advance(1)
+        self.assertEqual((fast.delivered, slow.delivered), (20, 10))
+        self.successResultOf(daemon.stopService())
+        with open(os.path.join(state, "fast.checkpoint.json")) as f:
+            self.assertEqual(json.load(f)["cursor"], "%019d-%010d" % (20, 0))
+        with open(os.path.join(state, "slow.checkpoint.json")) as f:
+            self.assertEqual(json.load(f)["cursor"], "%019d-%010d" % (10, 0))
+
+    def test_fatalStopsWithExitCode(self):
+        stopped = []
+        config = parse(TWO.format(state=self.mktemp()), "two.yaml", {})
+        daemon = Daemon(config, Clock(), stop=lambda: stopped.append(True))
+        first = list(daemon)[0]
+        first.consumers[0][1].start = lambda: (_ for _ in ()).throw(OSError("cannot listen"))
+        daemon.startService()
+        self.assertEqual(daemon.exitCode, 1)
+        self.assertEqual(stopped, [True])
+
+
+def twistdEnv():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def twistd(*args, cwd):
+    exe = os.path.join(os.path.dirname(sys.executable), "twistd")
+    return subprocess.Popen(
+        [exe, "-n", "--pidfile=", "stellarflow"] + list(args),
+        cwd=cwd,
+        env=twistdEnv(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+class TwistdTests(TestCase):
+    """
+    The real C{twistd} on a config file; every wait is bounded.
+    """
+
+    timeout = 60
+
+    def setUp(self):
+        self.dir = os.path.abspath(self.mktemp())
+        os.makedirs(self.dir)
+        self.out = os.path.join(self.dir, "out.jsonl")
+        self.config = os.path.join(self.dir, "pipe.yaml")
+        with open(self.config, "w") as f:
+            f.write(
+                "state_dir: {}\n"
+                "source: {{type: MemorySource, config: {{count: 1000000, batch_size: 5, interval: 0.05}}}}\n"
+                "processors: []\n"
+                "consumers: [{{type: MemoryConsumer, config: {{path: {}}}}}]\n".format(
+                    os.path.join(self.dir, "state"), self.out
+                )
+            )
+
+    def waitFor(self, predicate, limit=20.0):
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def lines(self):
+        if not os.path.exists(self.out):
+            return []
+        with open(self.out) as f:
+            return [json.loads(line) for line in f if line.endswith("\n")]
+
+    def stopWith(self, sig):
+        before = len(self.lines())
+        proc = twistd("-c", self.config, cwd=self.dir)
+        try:
+            self.assertTrue(self.waitFor(lambda: len(self.lines()) >= before + 10), "no events consumed")
+            proc.send_signal(sig)
+            output, _ = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        text = output.decode("utf-8", "replace")
+        self.assertEqual(proc.returncode, 0, text)
+        self.assertIn("Pipeline default stopped at checkpoint", text)
+        self.assertNotIn("Traceback", text)
+        with open(os.path.join(self.dir, "state", "default.checkpoint.json")) as f:
+            cursor = json.load(f)["cursor"]
+        # everything consumed was checkpointed: the last id written is the checkpoint
+        self.assertEqual(self.lines()[-1]["id"], cursor)
+        return text
+
+    def test_sigterm(self):
+        self.stopWith(signal.SIGTERM)
+
+    def test_sigint(self):
+        self.stopWith(signal.SIGINT)
+
+    def test_restartContinuesFromCheckpoint(self):
+        self.stopWith(signal.SIGTERM)
+        text = self.stopWith(signal.SIGTERM)
+        self.assertIn("starting from checkpoint", text)
+        ns = [m["n"] for m in self.lines()]
+        self.assertEqual(ns, list(range(1, len(ns) + 1)))
+
+    def test_configErrorExitsNonZero(self):
+        with open(self.config, "w") as f:
+            f.write("consumers:\n  - type: MemoryConsumer\n    config: {paht: x}\nsource: {type: MemorySource}\n")
+        proc = twistd("-c", self.config, cwd=self.dir)
+        output, _ = proc.communicate(timeout=30)
+        text = output.decode()
+        self.assertEqual(proc.returncode, 1, text)
+        self.assertIn("consumers[0].config.paht: unknown key (did you mean 'path'?)", text)
+        self.assertNotIn("Traceback", text)

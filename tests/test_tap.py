@@ -1,0 +1,103 @@
+"""
+Tests for the twistd plugin and its options.
+"""
+
+import io
+
+from twisted.application.service import IServiceMaker
+from twisted.plugin import getPlugins
+from twisted.python.usage import UsageError
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from stellarflow import tap
+
+VALID = """
+pipelines:
+  one:
+    source: {type: MemorySource, config: {count: 3}}
+    processors: []
+    consumers: [{type: MemoryConsumer}]
+  two:
+    source: {type: MemorySource}
+    processors: []
+    consumers: [{type: MemoryConsumer, config: {path: ""}}]
+"""
+
+
+def options(environ=None):
+    o = tap.Options()
+    o.stderr = io.StringIO()
+    o.stdout = io.StringIO()
+    o.environ = environ or {}
+    return o
+
+
+class PluginTests(SynchronousTestCase):
+    def test_discovered(self):
+        """
+        twistd finds the plugin by name, and it is a valid IServiceMaker.
+        """
+        import twisted.plugins
+
+        makers = [p for p in getPlugins(IServiceMaker, twisted.plugins) if p.tapname == "stellarflow"]
+        self.assertTrue(makers)
+        verifyObject(IServiceMaker, makers[0])
+        self.assertIs(makers[0].options, tap.Options)
+
+    def test_helpDocumentsConfig(self):
+        text = str(tap.Options())
+        self.assertIn("-c, --config=", text)
+        self.assertIn("--check", text)
+
+
+class OptionsTests(SynchronousTestCase):
+    def write(self, text):
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_configRequired(self):
+        with self.assertRaises(UsageError) as e:
+            options().parseOptions([])
+        self.assertIn("--config/-c FILE is required", str(e.exception))
+
+    def test_unknownOption(self):
+        self.assertRaises(UsageError, options().parseOptions, ["--bogus"])
+
+    def test_valid(self):
+        o = options()
+        path = self.write(VALID)
+        o.parseOptions(["-c", path])
+        self.assertEqual([p.name for p in o.loaded.pipelines], ["one", "two"])
+
+    def test_configErrorExitsWithMessageNoTraceback(self):
+        o = options()
+        path = self.write("source: {type: MemorySource}\nconsumers: [{type: SaveToKafka}]\n")
+        with self.assertRaises(SystemExit) as e:
+            o.parseOptions(["--config", path])
+        self.assertEqual(e.exception.code, 1)
+        err = o.stderr.getvalue()
+        self.assertIn(path + ": 1 configuration error", err)
+        self.assertIn("consumers[0].type: unknown consumer type 'SaveToKafka'", err)
+        self.assertNotIn("Traceback", err)
+
+    def test_checkValid(self):
+        o = options()
+        path = self.write(VALID)
+        with self.assertRaises(SystemExit) as e:
+            o.parseOptions(["-c", path, "--check"])
+        self.assertEqual(e.exception.code, 0)
+        self.assertEqual(
+            o.stdout.getvalue(),
+            "{}: OK, 2 pipeline(s)\n  one: MemorySource -> (no processors) -> MemoryConsumer\n"
+            "  two: MemorySource -> (no processors) -> MemoryConsumer\n".format(path),
+        )
+
+    def test_checkMain(self):
+        good = self.write(VALID)
+        bad = self.write("pipelines: {}\n")
+        self.assertEqual(tap.checkMain([good]), 0)
+        self.assertEqual(tap.checkMain([good, bad]), 1)
+        self.assertEqual(tap.checkMain([]), 2)
