@@ -196,7 +196,7 @@ class Pipeline(Service):
     def _stop(self):
         if self._sourceStarted:
             yield maybeDeferred(self.source.stop)
-        drained = DeferredList([lane.drained() for lane in self.lanes])
+        drained = DeferredList([lane.drained() for lane in self.lanes], consumeErrors=True)
         timer = self.clock.callLater(self.shutdownTimeout, drained.cancel)
         try:
             yield drained

@@ -298,7 +298,8 @@ class ErrorTests(SynchronousTestCase):
     def test_brokenPluginDoesNotHideOthers(self):
         reg = Registry(extra={"consumer": {"Broken": "no.such.module:Thing"}}, useEntryPoints=False)
         with self.assertRaises(ConfigError) as e:
-            parse("consumers: [{type: Broken}, {type: Nope}]", "f", {}, reg)
+            parse("source: {type: MemorySource}\nprocessors: []\nconsumers: [{type: Broken}, {type: Nope}]", "f", {}, reg)
         messages = [p.message for p in e.exception.problems]
-        self.assertEqual(len(messages), 3)
-        self.assertIn("consumer type 'Broken' could not be loaded: ModuleNotFoundError", messages[1])
+        self.assertEqual(len(messages), 2)
+        self.assertIn("consumer type 'Broken' could not be loaded: ModuleNotFoundError", messages[0])
+        self.assertIn("unknown consumer type 'Nope'", messages[1])

@@ -74,7 +74,7 @@ class OptionsTests(SynchronousTestCase):
 
     def test_configErrorExitsWithMessageNoTraceback(self):
         o = options()
-        path = self.write("source: {type: MemorySource}\nconsumers: [{type: SaveToKafka}]\n")
+        path = self.write("source: {type: MemorySource}\nprocessors: []\nconsumers: [{type: SaveToKafka}]\n")
         with self.assertRaises(SystemExit) as e:
             o.parseOptions(["--config", path])
         self.assertEqual(e.exception.code, 1)

@@ -1,0 +1,1 @@
+"""WebSocket streaming consumer: client filters, broadcaster and Autobahn protocol."""
