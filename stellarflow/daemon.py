@@ -2,6 +2,8 @@
 The daemon: a MultiService of pipelines built from a L{DaemonConfig}.
 """
 
+import json
+
 from twisted.application.service import MultiService
 from twisted.logger import Logger
 from zope.interface.verify import verifyObject
@@ -37,6 +39,15 @@ class Daemon(MultiService):
             file=self.config.filename,
             names=", ".join(p.name for p in self.config.pipelines),
         )
+        for spec in self.config.pipelines:
+            for component in [spec.source] + spec.processors + spec.consumers:
+                self.log.info(
+                    "Pipeline {pipeline} {role} {type} config: {config}",
+                    pipeline=spec.name,
+                    role=component.role,
+                    type=component.type,
+                    config=json.dumps(component.redacted(), sort_keys=True, default=str),
+                )
         MultiService.startService(self)
 
     def _fatal(self, failure):

@@ -10,10 +10,16 @@ import sys
 import time
 
 from twisted.internet.task import Clock
+from twisted.logger import formatEvent, globalLogPublisher
+from zope.interface import implementer, provider
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from stellarflow.config import parse
 from stellarflow.daemon import Daemon
+from stellarflow.interfaces import IComponentFactory, IConsumer
+from stellarflow.registry import Registry
+from stellarflow.schema import Field, Schema, String
+from stellarflow.testing.memory import MemoryConsumer
 from tests.helpers import REPO
 
 TWO = """
@@ -53,6 +59,29 @@ class DaemonTests(SynchronousTestCase):
         with open(os.path.join(state, "slow.checkpoint.json")) as f:
             self.assertEqual(json.load(f)["cursor"], "%019d-%010d" % (10, 0))
 
+    def test_configLoggedWithoutSecrets(self):
+        @provider(IComponentFactory)
+        @implementer(IConsumer)
+        class Secretive(MemoryConsumer):
+            configSchema = Schema({"password": Field(String(secret=True), ""), "host": Field(String(), "h")})
+
+            @classmethod
+            def fromConfig(cls, config, context):
+                return cls()
+
+        registry = Registry(extra={"consumer": {"Secretive": Secretive}}, useEntryPoints=False)
+        text = "source: {type: MemorySource}\nprocessors: []\nconsumers: [{type: Secretive, config: {password: '${PW}'}}]\n"
+        config = parse(text, "s.yaml", {"PW": "s3cr3t-pw"}, registry)
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        daemon = Daemon(config, Clock())
+        daemon.startService()
+        self.successResultOf(daemon.stopService())
+        text = "\n".join(formatEvent(e) for e in events)
+        self.assertIn('consumer Secretive config: {"host": "h", "password": "<hidden>"}', text)
+        self.assertNotIn("s3cr3t-pw", text)
+
     def test_fatalStopsWithExitCode(self):
         stopped = []
         config = parse(TWO.format(state=self.mktemp()), "two.yaml", {})
@@ -70,10 +99,10 @@ def twistdEnv():
     return env
 
 
-def twistd(*args, cwd):
+def twistd(*args, cwd, before=()):
     exe = os.path.join(os.path.dirname(sys.executable), "twistd")
     return subprocess.Popen(
-        [exe, "-n", "--pidfile=", "stellarflow"] + list(args),
+        [exe, "-n", "--pidfile="] + list(before) + ["stellarflow"] + list(args),
         cwd=cwd,
         env=twistdEnv(),
         stdout=subprocess.PIPE,
@@ -117,9 +146,9 @@ class TwistdTests(TestCase):
         with open(self.out) as f:
             return [json.loads(line) for line in f if line.endswith("\n")]
 
-    def stopWith(self, sig):
+    def stopWith(self, sig, twistdArgs=()):
         before = len(self.lines())
-        proc = twistd("-c", self.config, cwd=self.dir)
+        proc = twistd("-c", self.config, cwd=self.dir, before=twistdArgs)
         try:
             self.assertTrue(self.waitFor(lambda: len(self.lines()) >= before + 10), "no events consumed")
             proc.send_signal(sig)
@@ -143,6 +172,16 @@ class TwistdTests(TestCase):
 
     def test_sigint(self):
         self.stopWith(signal.SIGINT)
+
+    def test_jsonLogs(self):
+        """
+        C{--logger=stellarflow.logs.json} makes every output line one JSON object.
+        """
+        text = self.stopWith(signal.SIGTERM, ["--logger=stellarflow.logs.json"])
+        records = [json.loads(line) for line in text.splitlines()]
+        messages = [r["message"] for r in records]
+        self.assertTrue(any(m.startswith("Pipeline default stopped at checkpoint") for m in messages), messages)
+        self.assertTrue(all(r["level"] in ("debug", "info", "warn", "error", "critical") for r in records))
 
     def test_restartContinuesFromCheckpoint(self):
         self.stopWith(signal.SIGTERM)
