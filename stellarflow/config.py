@@ -36,7 +36,7 @@ DEFAULT_PROCESSORS = [{"type": "GetEventsRPC", "config": {}}]
 DEFAULT_MAX_IN_FLIGHT = 8
 
 PIPELINE_KEYS = ("source", "processors", "consumers", "max_in_flight")
-TOP_KEYS = ("pipelines", "state_dir") + PIPELINE_KEYS
+TOP_KEYS = ("pipelines", "state_dir", "admin") + PIPELINE_KEYS
 
 
 @attr.s(frozen=True)
@@ -72,6 +72,7 @@ class DaemonConfig:
     filename = attr.ib()
     pipelines = attr.ib()
     state_dir = attr.ib(default="stellarflow-state")
+    admin = attr.ib(default=None)
 
 
 def load(filename, environ=None, registry=None):
@@ -128,6 +129,11 @@ def _daemon(document, filename, registry, problems):
         if key not in TOP_KEYS:
             problems.add(str(key), "unknown key{}; known keys: {}".format(suggest(key, TOP_KEYS), ", ".join(TOP_KEYS)))
     stateDir = String(nonEmpty=True).check(document.get("state_dir", "stellarflow-state"), "state_dir", problems)
+    admin = None
+    if document.get("admin") is not None:
+        from stellarflow.admin import adminSchema
+
+        admin = adminSchema.check(document["admin"], "admin", problems)
 
     pipelines = []
     if "pipelines" in document:
@@ -146,7 +152,7 @@ def _daemon(document, filename, registry, problems):
     else:
         problems.add("", "no pipelines; expected a top-level 'pipelines:' mapping or a 'consumers:' list")
 
-    return DaemonConfig(filename=filename, pipelines=pipelines, state_dir=stateDir)
+    return DaemonConfig(filename=filename, pipelines=pipelines, state_dir=stateDir, admin=admin)
 
 
 def _pipeline(name, body, path, registry, problems):

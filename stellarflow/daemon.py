@@ -29,8 +29,15 @@ class Daemon(MultiService):
         self.reactor = reactor
         self.exitCode = 0
         self._stop = stop
+        self.pipelines = []
         for spec in config.pipelines:
-            buildPipeline(spec, config, reactor, self._fatal).setServiceParent(self)
+            pipeline = buildPipeline(spec, config, reactor, self._fatal)
+            pipeline.setServiceParent(self)
+            self.pipelines.append(pipeline)
+        if config.admin:
+            from stellarflow.admin import AdminService
+
+            AdminService(self, reactor, **config.admin).setServiceParent(self)
 
     def startService(self):
         self.log.info(

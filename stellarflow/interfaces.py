@@ -26,6 +26,18 @@ A pipeline is ``source -> processors -> consumers``:
 from zope.interface import Attribute, Interface
 
 
+class IStatsProvider(Interface):
+    """
+    Optional for sources, consumers and pipelines: counters for ``/metrics`` and ``/healthz``.
+    """
+
+    def stats():
+        """
+        A flat mapping of name to number (or bool).  Names ending in ``_total`` are counters.
+        Sources report ``polling`` (bool), ``latest_ledger`` and ``lag_ledgers`` for health.
+        """
+
+
 class IComponentFactory(Interface):
     """
     A component class as found by its ``type`` name in the registry.

@@ -294,6 +294,16 @@ class Pipeline(Service):
         d.addCallbacks(saved, failed)
         d.addBoth(next_)
 
+    def stats(self):
+        """
+        Counters for /metrics.
+        """
+        return {
+            "messages_total": self.delivered,
+            "batches_total": self._sequence,
+            "unacknowledged_batches": self.unacknowledged,
+        }
+
     @property
     def unacknowledged(self):
         """

@@ -21,3 +21,16 @@ def sharedPath(*parts):
             raise AssertionError("{} is required under CI but is missing".format(path))
         raise SkipTest("{} is not present (it ships beside the repository, not in it)".format(path))
     return path
+
+
+def httpClient(testCase):
+    """
+    A treq client whose connections are closed when C{testCase} ends (a clean reactor).
+    """
+    from treq.client import HTTPClient
+    from twisted.internet import reactor
+    from twisted.web.client import Agent, HTTPConnectionPool
+
+    pool = HTTPConnectionPool(reactor, persistent=False)
+    testCase.addCleanup(pool.closeCachedConnections)
+    return HTTPClient(Agent(reactor, pool=pool))

@@ -47,7 +47,7 @@ class DaemonTests(SynchronousTestCase):
         config = parse(TWO.format(state=state), "two.yaml", {})
         daemon = Daemon(config, clock)
         daemon.startService()
-        fast, slow = [p for p in daemon]
+        fast, slow = daemon.pipelines
         clock.advance(0)
         self.assertEqual(fast.delivered, 10)
         self.assertEqual(slow.delivered, 5)
@@ -86,7 +86,7 @@ class DaemonTests(SynchronousTestCase):
         stopped = []
         config = parse(TWO.format(state=self.mktemp()), "two.yaml", {})
         daemon = Daemon(config, Clock(), stop=lambda: stopped.append(True))
-        first = list(daemon)[0]
+        first = daemon.pipelines[0]
         first.consumers[0][1].start = lambda: (_ for _ in ()).throw(OSError("cannot listen"))
         daemon.startService()
         self.assertEqual(daemon.exitCode, 1)

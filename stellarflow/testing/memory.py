@@ -67,6 +67,9 @@ class MemorySource:
             self._call.cancel()
         return succeed(None)
 
+    def stats(self):
+        return {"items_total": self._next - 1, "polling": self.started and not self.stopped}
+
     def emit(self, items, cursor=None):
         """
         Deliver one batch now; returns the pipeline's readiness Deferred.
@@ -151,6 +154,9 @@ class MemoryConsumer:
             self.held.append(d)
             return d
         return succeed(None)
+
+    def stats(self):
+        return {"messages_total": len(self.messages), "held_batches": len(self.held)}
 
     def release(self, count=None):
         """

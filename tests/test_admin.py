@@ -1,0 +1,119 @@
+"""
+The admin endpoint, scraped over real HTTP on 127.0.0.1.
+"""
+
+import json
+
+from twisted.internet import reactor
+from twisted.internet.defer import inlineCallbacks
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from stellarflow.admin import health
+from stellarflow.config import parse
+from stellarflow.daemon import Daemon
+from stellarflow.schema import ConfigError
+from tests.helpers import httpClient
+
+CONFIG = """
+state_dir: {state}
+admin: {{host: 127.0.0.1, port: 0, max_lag_ledgers: 5}}
+pipelines:
+  one:
+    source: {{type: MemorySource}}
+    processors: []
+    consumers: [{{type: MemoryConsumer}}, {{type: MemoryConsumer}}]
+"""
+
+
+class AdminConfigTests(SynchronousTestCase):
+    def test_offByDefault(self):
+        config = parse("source: {type: MemorySource}\nprocessors: []\nconsumers: [{type: MemoryConsumer}]", "f", {})
+        self.assertIsNone(config.admin)
+
+    def test_defaults(self):
+        text = "admin: {}\nsource: {type: MemorySource}\nprocessors: []\nconsumers: [{type: MemoryConsumer}]"
+        self.assertEqual(parse(text, "f", {}).admin, {"host": "127.0.0.1", "port": 9090, "max_lag_ledgers": 10})
+
+    def test_badPort(self):
+        text = "admin: {port: web}\nsource: {type: MemorySource}\nprocessors: []\nconsumers: [{type: MemoryConsumer}]"
+        with self.assertRaises(ConfigError) as e:
+            parse(text, "f", {})
+        self.assertIn("f: admin.port: got 'web'; expected an integer from 0 to 65535", str(e.exception))
+
+
+class FakeSource:
+    def __init__(self, stats):
+        self._stats = stats
+
+    def stats(self):
+        return self._stats
+
+
+class HealthTests(SynchronousTestCase):
+    def daemon(self, **stats):
+        config = parse(CONFIG.format(state=self.mktemp()), "f", {})
+        daemon = Daemon(config, reactor)
+        daemon.pipelines[0].running = True
+        daemon.pipelines[0].source = FakeSource(stats)
+        return daemon
+
+    def test_healthy(self):
+        ok, body = health(self.daemon(polling=True, lag_ledgers=5, latest_ledger=100), 5)
+        self.assertTrue(ok)
+        self.assertEqual(body["pipelines"]["one"]["reasons"], [])
+
+    def test_lagging(self):
+        ok, body = health(self.daemon(polling=True, lag_ledgers=6, latest_ledger=100), 5)
+        self.assertFalse(ok)
+        self.assertEqual(body["status"], "unhealthy")
+        self.assertEqual(body["pipelines"]["one"]["reasons"], ["6 ledgers behind the RPC's latest ledger (limit 5)"])
+
+    def test_notPolling(self):
+        ok, body = health(self.daemon(polling=False), 5)
+        self.assertFalse(ok)
+        self.assertEqual(body["pipelines"]["one"]["reasons"], ["source is not polling"])
+
+    def test_stopped(self):
+        d = self.daemon(polling=True)
+        d.pipelines[0].running = False
+        ok, body = health(d, 5)
+        self.assertIn("pipeline is not running", body["pipelines"]["one"]["reasons"])
+
+
+class ScrapeTests(TestCase):
+    timeout = 20
+
+    @inlineCallbacks
+    def test_scrape(self):
+        config = parse(CONFIG.format(state=self.mktemp()), "f", {})
+        daemon = Daemon(config, reactor)
+        daemon.startService()
+        self.addCleanup(daemon.stopService)
+        admin = [s for s in daemon if s not in daemon.pipelines][0]
+        port = admin.listening.getHost().port
+        source = daemon.pipelines[0].source
+        yield source.emit([{"id": "a"}, {"id": "b"}], cursor="b")
+        base = "http://127.0.0.1:{}".format(port)
+        treq = httpClient(self)
+
+        response = yield treq.get(base + "/metrics")
+        self.assertEqual(response.code, 200)
+        self.assertTrue(response.headers.getRawHeaders("content-type")[0].startswith("text/plain"))
+        text = yield response.text()
+        self.assertIn('stellarflow_pipeline_messages_total{pipeline="one"} 2.0', text)
+        self.assertIn('stellarflow_consumer_messages_total{consumer="MemoryConsumer[1]",pipeline="one"} 2.0', text)
+        self.assertIn('stellarflow_source_polling{pipeline="one"} 1.0', text)
+        self.assertIn("# TYPE stellarflow_pipeline_messages_total counter", text)
+        self.assertIn("# TYPE stellarflow_pipeline_unacknowledged_batches gauge", text)
+
+        response = yield treq.get(base + "/healthz")
+        self.assertEqual(response.code, 200)
+        body = json.loads((yield response.text()))
+        self.assertEqual(body["status"], "ok")
+        self.assertEqual(body["pipelines"]["one"]["checkpoint"], "b")
+
+        yield source.stop()
+        response = yield treq.get(base + "/healthz")
+        self.assertEqual(response.code, 503)
+        body = json.loads((yield response.text()))
+        self.assertEqual(body["pipelines"]["one"]["reasons"], ["source is not polling"])
