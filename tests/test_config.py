@@ -213,7 +213,7 @@ class ErrorTests(SynchronousTestCase):
     def test_unknownTopKey(self):
         self.assertIn(
             "pipe.yaml: pipline: unknown key (did you mean 'pipelines'?); known keys: "
-            "pipelines, state_dir, source, processors, consumers, max_in_flight",
+            "pipelines, state_dir, admin, source, processors, consumers, max_in_flight",
             errors(BASIC + "pipline: {}\n"),
         )
 
