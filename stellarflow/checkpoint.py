@@ -5,7 +5,7 @@ The default checkpoint store: one small file per pipeline, replaced atomically.
 import json
 import os
 
-from twisted.internet.defer import maybeDeferred, succeed
+from twisted.internet.defer import DeferredList, maybeDeferred, succeed
 from zope.interface import implementer
 
 from stellarflow.interfaces import ICheckpointStore
@@ -62,3 +62,44 @@ class NullCheckpointStore:
 
     def save(self, pipeline, cursor):
         return succeed(None)
+
+
+@implementer(ICheckpointStore)
+class LayeredCheckpointStore:
+    """
+    The local state file in front of a consumer's durable store (PostgreSQL).
+
+    Saves go to both.  Loading prefers the local file: it is written only after every consumer
+    acknowledged, so it is never ahead of the durable store, and starting from it can only
+    redeliver batches the durable consumer already holds (it ignores duplicates).  This lets a
+    pipeline start while its database is down.  Without a local file (a fresh container, say)
+    the durable store is asked, and the pipeline waits for it.
+    """
+
+    def __init__(self, local, durable):
+        self.local = local
+        self.durable = durable
+
+    def load(self, pipeline):
+        d = self.local.load(pipeline)
+
+        def fallback(cursor):
+            if cursor is not None:
+                return cursor
+            return self.durable.load(pipeline)
+
+        return d.addCallback(fallback)
+
+    def save(self, pipeline, cursor):
+        results = DeferredList(
+            [maybeDeferred(self.durable.save, pipeline, cursor), maybeDeferred(self.local.save, pipeline, cursor)],
+            consumeErrors=True,
+        )
+
+        def check(outcomes):
+            for ok, result in outcomes:
+                if not ok:
+                    return result
+            return None
+
+        return results.addCallback(check)

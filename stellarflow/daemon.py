@@ -8,7 +8,7 @@ from twisted.application.service import MultiService
 from twisted.logger import Logger
 from zope.interface.verify import verifyObject
 
-from stellarflow.checkpoint import FileCheckpointStore
+from stellarflow.checkpoint import FileCheckpointStore, LayeredCheckpointStore
 from stellarflow.interfaces import ICheckpointStore, IConsumer, IProcessor, ISource
 from stellarflow.pipeline import ComponentContext, Pipeline
 
@@ -81,10 +81,10 @@ def buildPipeline(spec, config, reactor, onFatal=None):
         consumer = c.factory.fromConfig(c.config, context)
         verifyObject(IConsumer, consumer)
         consumers.append(("{}[{}]".format(c.type, i), consumer))
-    checkpoints = next(
-        (c for _, c in consumers if ICheckpointStore.providedBy(c)),
-        FileCheckpointStore(config.state_dir),
-    )
+    checkpoints = FileCheckpointStore(config.state_dir)
+    durable = next((c for _, c in consumers if ICheckpointStore.providedBy(c)), None)
+    if durable is not None:
+        checkpoints = LayeredCheckpointStore(checkpoints, durable)
     return Pipeline(
         spec.name,
         source,

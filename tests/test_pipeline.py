@@ -292,3 +292,44 @@ class RestartTests(SynchronousTestCase):
         self.successResultOf(store.save("p", "x2"))
         self.assertEqual(self.successResultOf(store.load("p")), "x2")
         self.assertEqual(self.successResultOf(store.load("other/name")), None)
+
+
+class LayeredStoreTests(SynchronousTestCase):
+    def test_localFirstThenDurable(self):
+        from stellarflow.checkpoint import LayeredCheckpointStore
+
+        durable = RecordingStore(initial="from-db")
+        local = FileCheckpointStore(self.mktemp())
+        store = LayeredCheckpointStore(local, durable)
+        verifyObject(ICheckpointStore, store)
+        self.assertEqual(self.successResultOf(store.load("p")), "from-db")
+        self.successResultOf(store.save("p", "c9"))
+        self.assertEqual(durable.saved, ["c9"])
+        self.assertEqual(self.successResultOf(local.load("p")), "c9")
+        self.assertEqual(self.successResultOf(store.load("p")), "c9")
+
+    def test_durableDownStillSavesLocally(self):
+        """
+        With the database down, the local file still advances and the save reports the error.
+        """
+        from stellarflow.checkpoint import LayeredCheckpointStore
+
+        durable = RecordingStore()
+        durable.pending = fail(ConnectionRefusedError("db down"))
+        local = FileCheckpointStore(self.mktemp())
+        store = LayeredCheckpointStore(local, durable)
+        self.failureResultOf(store.save("p", "c1"), ConnectionRefusedError)
+        self.assertEqual(self.successResultOf(local.load("p")), "c1")
+
+    def test_durableWaitedForOnlyWithoutLocal(self):
+        from stellarflow.checkpoint import LayeredCheckpointStore
+
+        class Waiting(RecordingStore):
+            def load(self, pipeline):
+                return Deferred()
+
+        local = FileCheckpointStore(self.mktemp())
+        store = LayeredCheckpointStore(local, Waiting())
+        self.assertNoResult(store.load("p"))
+        self.successResultOf(local.save("p", "c3"))
+        self.assertEqual(self.successResultOf(store.load("p")), "c3")
