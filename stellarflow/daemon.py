@@ -32,6 +32,7 @@ class Daemon(MultiService):
         self.pipelines = []
         for spec in config.pipelines:
             pipeline = buildPipeline(spec, config, reactor, self._fatal)
+            pipeline.onFinished = self._pipelineFinished
             pipeline.setServiceParent(self)
             self.pipelines.append(pipeline)
         if config.admin:
@@ -56,6 +57,22 @@ class Daemon(MultiService):
                     config=json.dumps(component.redacted(), sort_keys=True, default=str),
                 )
         MultiService.startService(self)
+
+    def _pipelineFinished(self, pipeline):
+        """
+        A pipeline ended by itself (a completed backfill, or a source that cannot go on).  The
+        others keep running; once none is left the daemon stops, with status 1 if any failed.
+        """
+        if all(p.finished for p in self.pipelines):
+            failed = [p.name for p in self.pipelines if p.finished == "failed"]
+            self.log.info(
+                "Every pipeline has finished{failed}; stopping",
+                failed=" ({} failed)".format(", ".join(failed)) if failed else "",
+            )
+            if failed:
+                self.exitCode = 1
+            if self._stop is not None:
+                self._stop()
 
     def _fatal(self, failure):
         self.exitCode = 1

@@ -147,6 +147,13 @@ class Pipeline(Service):
         self.delivered = 0
         self._sourceStarted = False
         self._started = None
+        self.finished = None
+        self.onFinished = None
+        # Sources that can end (a backfill) or fail for good tell the pipeline.
+        if getattr(source, "onComplete", False) is None:
+            source.onComplete = self._sourceComplete
+        if getattr(source, "onFatal", False) is None:
+            source.onFatal = self._sourceFailed
 
     # -- lifecycle -------------------------------------------------------
 
@@ -187,6 +194,33 @@ class Pipeline(Service):
         )
         if self.onFatal is not None:
             self.onFatal(failure)
+
+    def _sourceComplete(self):
+        """
+        The source has delivered everything it will (a backfill reached its end): once every
+        consumer has acknowledged, the pipeline is finished.
+        """
+        d = DeferredList([lane.drained() for lane in self.lanes])
+
+        def done(_):
+            self.log.info("Pipeline {pipeline} complete at checkpoint {cursor}", pipeline=self.name, cursor=self.committed)
+            self._finish("complete")
+
+        d.addCallback(done)
+
+    def _sourceFailed(self, failure):
+        self.log.critical(
+            "Pipeline {pipeline} stopped: its source cannot continue: {error}",
+            pipeline=self.name,
+            error=failure.getErrorMessage(),
+        )
+        self._finish("failed")
+
+    def _finish(self, how):
+        if self.finished is None:
+            self.finished = how
+            if self.onFinished is not None:
+                self.onFinished(self)
 
     def stopService(self):
         Service.stopService(self)

@@ -82,6 +82,40 @@ class DaemonTests(SynchronousTestCase):
         self.assertIn('consumer Secretive config: {"host": "h", "password": "<hidden>"}', text)
         self.assertNotIn("s3cr3t-pw", text)
 
+    def test_stopsWhenEveryPipelineFinished(self):
+        """
+        Backfill-like pipelines end by themselves; the daemon stops (status 0) once all have.
+        """
+        text = TWO.replace("interval: 1}}", "interval: 1, stop_when_done: true}}")
+        config = parse(text.format(state=self.mktemp()), "two.yaml", {})
+        stopped = []
+        clock = Clock()
+        daemon = Daemon(config, clock, stop=lambda: stopped.append(True))
+        daemon.startService()
+        for _ in range(3):
+            clock.advance(1)
+        self.assertEqual([p.finished for p in daemon.pipelines], ["complete", None])
+        self.assertEqual(stopped, [])
+        for _ in range(4):
+            clock.advance(1)
+        self.assertEqual([p.finished for p in daemon.pipelines], ["complete", "complete"])
+        self.assertEqual(stopped, [True])
+        self.assertEqual(daemon.exitCode, 0)
+
+    def test_failedPipelineExitCode(self):
+        from twisted.python.failure import Failure
+
+        config = parse(TWO.format(state=self.mktemp()), "two.yaml", {})
+        stopped = []
+        daemon = Daemon(config, Clock(), stop=lambda: stopped.append(True))
+        daemon.startService()
+        fast, slow = daemon.pipelines
+        fast.source.onFatal(Failure(ValueError("invalid params")))
+        self.assertEqual(stopped, [])
+        slow.source.onFatal(Failure(ValueError("invalid params")))
+        self.assertEqual(stopped, [True])
+        self.assertEqual(daemon.exitCode, 1)
+
     def test_fatalStopsWithExitCode(self):
         stopped = []
         config = parse(TWO.format(state=self.mktemp()), "two.yaml", {})

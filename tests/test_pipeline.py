@@ -333,3 +333,48 @@ class LayeredStoreTests(SynchronousTestCase):
         self.assertNoResult(store.load("p"))
         self.successResultOf(local.save("p", "c3"))
         self.assertEqual(self.successResultOf(store.load("p")), "c3")
+
+
+class FinishingSource(MemorySource):
+    onComplete = None
+    onFatal = None
+
+
+class FinishTests(SynchronousTestCase):
+    def test_completeAfterAcks(self):
+        h = Harness(consumers=1, source=None)
+        clock = h.clock
+        source = FinishingSource(clock)
+        finished = []
+        pipeline = Pipeline("p", source, [], [("c", h.consumers[0])], h.store, clock)
+        pipeline.onFinished = finished.append
+        h.consumers[0].hold = True
+        pipeline.startService()
+        source.emit(items(1, 2), cursor="c1")
+        source.onComplete()
+        self.assertEqual(finished, [])
+        h.consumers[0].release()
+        self.assertEqual(finished, [pipeline])
+        self.assertEqual(pipeline.finished, "complete")
+        self.assertEqual(h.store.saved, ["c1"])
+
+    def test_sourceFailure(self):
+        from twisted.python.failure import Failure
+
+        source = FinishingSource(Clock())
+        finished = []
+        pipeline = Pipeline("p", source, [], [("c", MemoryConsumer())], RecordingStore(), Clock())
+        pipeline.onFinished = finished.append
+        pipeline.startService()
+        source.onFatal(Failure(ValueError("-32602 invalid filters")))
+        self.assertEqual(pipeline.finished, "failed")
+        self.assertEqual(finished, [pipeline])
+
+    def test_sourceWithoutHooksUntouched(self):
+        class Plain:
+            def start(self, deliver, checkpoint):
+                pass
+
+        source = Plain()
+        Pipeline("p", source, [], [], RecordingStore(), Clock())
+        self.assertFalse(hasattr(source, "onComplete"))

@@ -11,7 +11,7 @@ from zope.interface import implementer, provider
 
 from stellarflow.batch import Batch
 from stellarflow.interfaces import IComponentFactory, IConsumer, ISource
-from stellarflow.schema import Field, Integer, Number, Schema, String
+from stellarflow.schema import Boolean, Field, Integer, Number, Schema, String
 
 
 @provider(IComponentFactory)
@@ -32,14 +32,20 @@ class MemorySource:
             "count": Field(Integer(0), 0, "how many items to generate (0: only what tests emit)"),
             "batch_size": Field(Integer(1), 10, "items per batch"),
             "interval": Field(Number(0), 0.1, "seconds between batches"),
+            "stop_when_done": Field(Boolean(), False, "finish once count items were delivered (like a backfill)"),
         }
     )
+
+    #: set by the pipeline
+    onComplete = None
+    onFatal = None
 
     @classmethod
     def fromConfig(cls, config, context):
         return cls(context.reactor, **config)
 
-    def __init__(self, clock, count=0, batch_size=10, interval=0.1):
+    def __init__(self, clock, count=0, batch_size=10, interval=0.1, stop_when_done=False):
+        self.stop_when_done = stop_when_done
         self.clock = clock
         self.count = count
         self.batch_size = batch_size
@@ -91,6 +97,8 @@ class MemorySource:
         def again(_):
             if not self.stopped and self._next <= self.count:
                 self._schedule(self.interval)
+            elif self.stop_when_done and self.onComplete is not None:
+                self.onComplete()
 
         def failed(f):
             self.log.failure("Delivery failed; retrying the batch", f)

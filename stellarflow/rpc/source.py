@@ -1,0 +1,814 @@
+"""
+The RPC source: polls Stellar RPC ``getEvents`` and hands each page to the pipeline as a Batch.
+
+One request at a time: the first from ``start_ledger`` (or the checkpointed cursor), every later
+one from the cursor the server returned.  While behind (a full page, or a cursor older than the
+latest ledger) it asks again at once; when caught up it waits ``poll_interval``.  It never
+fetches the next page before the pipeline accepted the previous one (backpressure), never hands
+on an event id twice, and never stops polling because of an error: configuration errors stop
+it once, loudly; everything else is logged and retried with capped, jittered backoff.  The
+failure policy is written down in ``docs/source.md``.
+"""
+
+from hyperlink import URL
+from stellar_sdk import StrKey, xdr
+from twisted.internet.defer import Deferred, inlineCallbacks, maybeDeferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer, provider
+
+from stellarflow.backoff import Backoff
+from stellarflow.batch import Batch
+from stellarflow.events.network import networkPassphrase, passphraseProblem
+from stellarflow.interfaces import IComponentFactory, ISource
+from stellarflow.rpc.client import (
+    InvalidParams,
+    LedgerRangeError,
+    RPCClientError,
+    StellarRPCClient,
+)
+from stellarflow.schema import INVALID, Field, Integer, ListOf, Number, Schema, String, join
+
+DEFAULT_RPC_URL = "https://soroban-testnet.stellar.org"
+MAX_LEDGER = 2**32 - 1
+MAX_FILTERS = 5
+MAX_CONTRACT_IDS = 5
+MAX_TOPICS = 5
+MAX_SEGMENTS = 4
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 10000
+EVENT_TYPES = ("contract", "system")
+
+# TOID = ledger << 32 | transaction << 12 | operation; the largest id of a ledger uses every bit.
+_TX_MASK = (1 << 20) - 1
+_OP_MASK = (1 << 12) - 1
+_EVENT_MAX = (1 << 32) - 1
+
+
+# -- cursors and ids ---------------------------------------------------------
+
+
+def idKey(value):
+    """
+    C{(toid, event index)} of an event id or cursor, or C{None} when it is not one.
+    """
+    if not isinstance(value, str):
+        return None
+    head, sep, tail = value.partition("-")
+    if not sep or not head.isdigit() or not tail.isdigit():
+        return None
+    return (int(head), int(tail))
+
+
+def cursorLedger(cursor):
+    """
+    The ledger a cursor (or event id) points into: its TOID shifted right by 32 bits.
+    """
+    key = idKey(cursor)
+    return None if key is None else key[0] >> 32
+
+
+def maxCursor(ledger):
+    """
+    The cursor after every event of C{ledger}.
+    """
+    return "%019d-%010d" % ((ledger << 32) | (_TX_MASK << 12) | _OP_MASK, _EVENT_MAX)
+
+
+def _eventId(event):
+    value = event.get("id") or event.get("pagingToken")
+    return value if isinstance(value, str) else None
+
+
+def _eventLedger(event):
+    value = event.get("ledger")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return cursorLedger(_eventId(event))
+
+
+def orderEvents(events):
+    """
+    C{events} sorted by id (servers sort them already; this is a defence); events without a
+    usable id keep their relative order, after the others.
+    """
+    keyed = []
+    unkeyed = []
+    for event in events:
+        key = idKey(_eventId(event))
+        if key is None:
+            unkeyed.append(event)
+        else:
+            keyed.append((key, event))
+    keyed.sort(key=lambda pair: pair[0])
+    return [e for _, e in keyed] + unkeyed
+
+
+# -- config ------------------------------------------------------------------
+
+
+def _urlProblem(value):
+    try:
+        url = URL.from_text(value)
+    except Exception:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        return "an http:// or https:// URL"
+    return None
+
+
+def _typeProblem(value):
+    if value == "":
+        return None
+    if all(part in EVENT_TYPES for part in value.split(",")):
+        return None
+    return "'contract', 'system' or 'contract,system' (RPC v23+ no longer serves 'diagnostic')"
+
+
+def _contractProblem(value):
+    if StrKey.is_valid_contract(value):
+        return None
+    return "a contract id (a C... strkey)"
+
+
+def _segmentProblem(value):
+    if value in ("*", "**"):
+        return None
+    try:
+        xdr.SCVal.from_xdr(value)
+    except Exception:
+        return "a base64 XDR ScVal, '*' (any one topic) or '**' (any remaining topics)"
+    return None
+
+
+class TopicFilter(ListOf):
+    """
+    One topic filter: 1 to 4 segments, plus an optional trailing ``**`` (as stellar-rpc's
+    ``TopicFilter.Valid``).
+    """
+
+    def __init__(self):
+        ListOf.__init__(self, String(validator=_segmentProblem), minItems=1)
+        self.expected = "a list of 1 to {} topic segments (base64 ScVal, '*' or a trailing '**')".format(MAX_SEGMENTS)
+
+    def check(self, value, path, problems):
+        result = ListOf.check(self, value, path, problems)
+        if result is INVALID:
+            return result
+        before = len(problems)
+        for k, segment in enumerate(result[:-1]):
+            if segment == "**":
+                problems.add(join(path, k), "got '**'; '**' is only allowed as the last segment")
+        fixed = result[:-1] if result[-1] == "**" else result
+        if len(fixed) > MAX_SEGMENTS:
+            problems.add(
+                path,
+                "got {} segments; expected at most {} (not counting a trailing '**')".format(len(fixed), MAX_SEGMENTS),
+            )
+        return INVALID if len(problems) > before else result
+
+
+FILTER_SCHEMA = Schema(
+    {
+        "type": Field(String(validator=_typeProblem), "", "'contract', 'system' or both; empty: any"),
+        "contractIds": Field(
+            ListOf(String(validator=_contractProblem), maxItems=MAX_CONTRACT_IDS), [], "contract ids (OR)"
+        ),
+        "topics": Field(
+            ListOf(TopicFilter(), maxItems=MAX_TOPICS),
+            [],
+            "topic filters (OR), each a list of base64 ScVal, '*' or a trailing '**'",
+        ),
+    }
+)
+
+PAGINATION_SCHEMA = Schema(
+    {"limit": Field(Integer(1, MAX_LIMIT), DEFAULT_LIMIT, "events per request (server maximum 10000)")}
+)
+
+
+def inferNetwork(url):
+    """
+    The network an RPC URL most likely serves: its host name says testnet or futurenet, else
+    mainnet.  Only a default; the source checks it against the server's ``getNetwork``.
+    """
+    host = (URL.from_text(url).host or "").lower()
+    for name in ("testnet", "futurenet"):
+        if name in host:
+            return name
+    return "mainnet"
+
+
+def _crossCheck(config, path, problems):
+    start, end = config["start_ledger"], config["end_ledger"]
+    if end and start and end < start:
+        problems.add(join(path, "end_ledger"), "got {}; expected >= start_ledger ({})".format(end, start))
+    if config["network"] is None:
+        config["network"] = inferNetwork(config["rpc_url"])
+
+
+CONFIG_SCHEMA = Schema(
+    {
+        "rpc_url": Field(String(nonEmpty=True, validator=_urlProblem), DEFAULT_RPC_URL, "the Stellar RPC endpoint"),
+        "auth_header": Field(String(secret=True), "", "sent as the Authorization header when set; never logged"),
+        "start_ledger": Field(Integer(0, MAX_LEDGER), 0, "first ledger; 0: the RPC's latest ledger"),
+        "end_ledger": Field(Integer(0, MAX_LEDGER), 0, "last ledger of a backfill; 0: follow forever"),
+        "poll_interval": Field(Number(0, 3600), 5.0, "seconds between polls once caught up"),
+        "rpc_method": Field(String(choices=("getEvents",)), "getEvents", "only getEvents"),
+        "filters": Field(ListOf(FILTER_SCHEMA, maxItems=MAX_FILTERS), [], "getEvents filters (OR)"),
+        "pagination": Field(PAGINATION_SCHEMA, {"limit": DEFAULT_LIMIT}, "{limit}"),
+        "xdrFormat": Field(String(choices=("base64", "json")), "base64", "how the RPC encodes XDR"),
+        "request_timeout": Field(Number(0, 600, exclusiveMinimum=True), 30.0, "seconds per request, body included"),
+        "network": Field(
+            String(validator=passphraseProblem), None, "mainnet, testnet, futurenet or a passphrase; default from rpc_url"
+        ),
+        "on_gap": Field(String(choices=("skip", "stop")), "skip", "when ledgers fell out of RPC retention"),
+    },
+    check=_crossCheck,
+)
+
+
+def requestFilters(filters):
+    """
+    Config filters as getEvents wants them: empty members left out.
+    """
+    out = []
+    for f in filters:
+        entry = {}
+        if f.get("type"):
+            entry["type"] = f["type"]
+        if f.get("contractIds"):
+            entry["contractIds"] = list(f["contractIds"])
+        if f.get("topics"):
+            entry["topics"] = [list(t) for t in f["topics"]]
+        out.append(entry)
+    return out
+
+
+# -- the source --------------------------------------------------------------
+
+
+class DeliveryFailed(Exception):
+    """
+    The pipeline refused a batch (a processor raised); the page is fetched again later.
+    """
+
+    def __init__(self, failure):
+        Exception.__init__(self, failure.getErrorMessage())
+        self.failure = failure
+
+
+@provider(IComponentFactory)
+@implementer(ISource)
+class RPCSourceAdapter:
+    """
+    Polls ``getEvents`` and delivers one L{Batch} per page.
+
+    @param client: a L{StellarRPCClient}.
+    @param clock: an L{IReactorTime}.
+    @param filters: validated config filters.
+    @param network: the configured network (name or passphrase), checked once against the
+        server's ``getNetwork`` when C{verifyNetwork}; a mismatch is logged as an error.
+    @param onFatal: called with a Failure when polling stops for good on an error (rejected
+        params, a gap with C{on_gap="stop"}, an unusable checkpoint).
+    @param onComplete: called with no arguments once a backfill reached C{end_ledger}.
+
+    Attributes for metrics and health: C{polling}, C{latest_ledger}, C{oldest_ledger},
+    C{cursor}, C{lag_ledgers}, C{last_success_time}, C{requests}, C{errors},
+    C{events_delivered}, C{last_error}, C{fatal}, C{complete}, C{gaps}.
+    """
+
+    log = Logger()
+    configSchema = CONFIG_SCHEMA
+
+    @classmethod
+    def fromConfig(cls, config, context):
+        client = StellarRPCClient.fromReactor(
+            context.reactor,
+            config["rpc_url"],
+            auth_header=config["auth_header"],
+            request_timeout=config["request_timeout"],
+        )
+        return cls(
+            client,
+            context.reactor,
+            start_ledger=config["start_ledger"],
+            end_ledger=config["end_ledger"],
+            poll_interval=config["poll_interval"],
+            filters=config["filters"],
+            limit=config["pagination"]["limit"],
+            xdr_format=config["xdrFormat"],
+            on_gap=config["on_gap"],
+            network=config["network"],
+            name=context.pipeline,
+        )
+
+    def __init__(
+        self,
+        client,
+        clock,
+        start_ledger=0,
+        end_ledger=0,
+        poll_interval=5.0,
+        filters=(),
+        limit=DEFAULT_LIMIT,
+        xdr_format="base64",
+        on_gap="skip",
+        network=None,
+        verifyNetwork=True,
+        backoff=None,
+        onFatal=None,
+        onComplete=None,
+        name="",
+    ):
+        self.client = client
+        self.clock = clock
+        self.start_ledger = start_ledger or None
+        self.end_ledger = end_ledger or None
+        self.poll_interval = poll_interval
+        self.filters = requestFilters(filters)
+        self.limit = limit
+        self.xdr_format = xdr_format
+        self.on_gap = on_gap
+        self.network = network
+        self.verifyNetwork = verifyNetwork and network is not None
+        self.backoff = backoff or Backoff(initial=1.0, maximum=60.0)
+        self.onFatal = onFatal
+        self.onComplete = onComplete
+        self.name = name
+
+        # progress
+        self.cursor = None
+        self._startLedger = self.start_ledger
+        self._lastKey = None
+        self._deliver = None
+
+        # machinery
+        self._timer = None
+        self._cycleD = None
+        self._request = None
+        self._stage = None
+        self._stopping = False
+        self._stopWaiters = []
+        self._catchingUp = None
+
+        # observable state
+        self.polling = False
+        self.latest_ledger = None
+        self.oldest_ledger = None
+        self.last_success_time = None
+        self.requests = 0
+        self.request_seconds = 0.0
+        self.errors = 0
+        self.events_delivered = 0
+        self.last_error = None
+        self.fatal = None
+        self.complete = False
+        self.gaps = []
+
+    def stats(self):
+        """
+        Counters for /metrics and /healthz.
+        """
+        return {
+            "requests_total": self.requests,
+            "request_errors_total": self.errors,
+            "request_seconds_total": self.request_seconds,
+            "events_total": self.events_delivered,
+            "gaps_total": len(self.gaps),
+            "latest_ledger": self.latest_ledger,
+            "lag_ledgers": self.lag_ledgers,
+            "polling": self.polling,
+        }
+
+    def __repr__(self):
+        return "<RPCSourceAdapter {} cursor={!r}>".format(self.client.endpoint, self.cursor)
+
+    @property
+    def lag_ledgers(self):
+        """
+        How many ledgers the source is behind the RPC's latest, or C{None} when unknown.
+        """
+        if self.latest_ledger is None:
+            return None
+        position = cursorLedger(self.cursor)
+        if position is None:
+            if self._startLedger is None:
+                return None
+            position = self._startLedger - 1
+        return max(0, self.latest_ledger - position)
+
+    # -- ISource -----------------------------------------------------------
+
+    def start(self, deliver, checkpoint):
+        self._deliver = deliver
+        self.polling = True
+        if checkpoint is not None:
+            if idKey(checkpoint) is None:
+                self._fatal(
+                    "the checkpoint {!r} is not a getEvents cursor; remove the checkpoint file "
+                    "to start from start_ledger".format(checkpoint),
+                    None,
+                )
+                return
+            self.cursor = checkpoint
+            self._lastKey = idKey(checkpoint)
+            where = "checkpoint cursor {} (ledger {})".format(checkpoint, cursorLedger(checkpoint))
+        elif self._startLedger is not None:
+            where = "start_ledger {}".format(self._startLedger)
+        else:
+            where = "the RPC's latest ledger"
+        if not self.poll_interval and self.end_ledger is None:
+            self.log.warn(
+                "poll_interval is 0 and no end_ledger is set: once caught up the source will "
+                "poll {endpoint} without pause",
+                endpoint=self.client.endpoint,
+            )
+        self.log.info(
+            "Polling getEvents at {endpoint} from {where}{until}",
+            endpoint=self.client.endpoint,
+            where=where,
+            until=" until ledger {}".format(self.end_ledger) if self.end_ledger else "",
+        )
+        self._schedule(0)
+
+    def stop(self):
+        self._stopping = True
+        self.polling = False
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if self._request is not None:
+            self._request.cancel()
+        if self._cycleD is None or self._stage == "delivering":
+            d = succeed(None)
+        else:
+            d = Deferred()
+            self._stopWaiters.append(d)
+        d.addCallback(lambda _: self.client.close())
+        return d
+
+    # -- the loop ----------------------------------------------------------
+
+    def _schedule(self, delay):
+        self._timer = self.clock.callLater(delay, self._tick)
+
+    def _tick(self):
+        self._timer = None
+        if self._stopping or not self.polling:
+            return
+        d = self._cycle()
+        self._cycleD = d
+        d.addCallbacks(self._cycleDone, self._cycleFailed)
+        d.addErrback(self._bug)
+
+    def _cycleDone(self, delay):
+        self._cycleD = None
+        self._stage = None
+        if delay is not None and self.polling and not self._stopping:
+            self._schedule(delay)
+        self._notifyStopped()
+
+    def _cycleFailed(self, failure):
+        self._cycleD = None
+        self._stage = None
+        delay = self._failed(failure)
+        if delay is not None and self.polling and not self._stopping:
+            self._schedule(delay)
+        self._notifyStopped()
+
+    def _bug(self, failure):
+        """
+        Last resort: the error handling itself failed.  Log it and keep polling.
+        """
+        self.log.failure("RPC source {pipeline}: internal error; polling again in 60s", failure, pipeline=self.name)
+        if self.polling and not self._stopping and (self._timer is None or not self._timer.active()):
+            self._schedule(60.0)
+
+    def _notifyStopped(self):
+        if self._stopping:
+            waiters, self._stopWaiters = self._stopWaiters, []
+            for d in waiters:
+                d.callback(None)
+
+    def _rpc(self, d):
+        """
+        Track the request in flight so that stop() can cancel it.
+        """
+        self.requests += 1
+        self._request = d
+        self._stage = "requesting"
+        started = self.clock.seconds()
+
+        def clear(result):
+            self.request_seconds += self.clock.seconds() - started
+            if self._request is d:
+                self._request = None
+            return result
+
+        return d.addBoth(clear)
+
+    @inlineCallbacks
+    def _cycle(self):
+        """
+        One fetch and its delivery.  Returns the delay before the next, or C{None} to stop.
+        """
+        if self.verifyNetwork:
+            yield self._checkNetwork()
+            if self._stopping:
+                return None
+        if self.cursor is None and self._startLedger is None:
+            info = yield self._rpc(self.client.getLatestLedger())
+            if self._stopping:
+                return None
+            self._startLedger = info["sequence"]
+            self.latest_ledger = info["sequence"]
+            self.log.info("Starting at the RPC's latest ledger {ledger}", ledger=self._startLedger)
+
+        previous = self.cursor
+        page = yield self._rpc(self.client.getEvents(self._params()))
+        if self._stopping:
+            return None
+        self.last_success_time = self.clock.seconds()
+        if page.latest_ledger is not None:
+            self.latest_ledger = page.latest_ledger
+        if page.oldest_ledger is not None:
+            self.oldest_ledger = page.oldest_ledger
+
+        full = len(page.events) >= self.limit
+        items, cursor, done = self._accept(page, full)
+        self.log.debug(
+            "Polled {count} events up to cursor {cursor} (latest ledger {latest})",
+            count=len(items),
+            cursor=cursor,
+            latest=page.latest_ledger,
+        )
+
+        if items or (cursor is not None and cursor != previous):
+            batch = Batch(items=items, cursor=cursor, latest_ledger=self.latest_ledger)
+            self._stage = "delivering"
+            try:
+                yield maybeDeferred(self._deliver, batch)
+            except Exception:
+                raise DeliveryFailed(Failure())
+            self._stage = None
+        self._advance(items, cursor, page)
+        self._recovered()
+        if done:
+            self._complete()
+            return None
+        if self._stopping:
+            return None
+
+        advanced = self.cursor != previous
+        position = cursorLedger(self.cursor)
+        behind = position is not None and self.latest_ledger is not None and position < self.latest_ledger
+        catchingUp = advanced and (full or behind)
+        if self._catchingUp and not catchingUp:
+            self.log.info(
+                "Caught up with the RPC at ledger {ledger}; polling every {interval}s",
+                ledger=self.latest_ledger,
+                interval=self.poll_interval,
+            )
+        self._catchingUp = catchingUp
+        return 0 if catchingUp else self.poll_interval
+
+    def _params(self):
+        params = {}
+        if self.cursor is not None:
+            params["pagination"] = {"cursor": self.cursor, "limit": self.limit}
+        else:
+            params["startLedger"] = self._startLedger
+            params["pagination"] = {"limit": self.limit}
+        params["filters"] = self.filters
+        if self.xdr_format != "base64":
+            params["xdrFormat"] = self.xdr_format
+        return params
+
+    def _accept(self, page, full):
+        """
+        The new events of a page, in order, and the cursor after them; whether a backfill is done.
+        """
+        events = orderEvents(page.events)
+        fresh = []
+        for event in events:
+            key = idKey(_eventId(event))
+            if key is not None and self._lastKey is not None and key <= self._lastKey:
+                continue
+            fresh.append(event)
+        if len(fresh) < len(events):
+            self.log.debug("Dropped {count} already delivered event(s)", count=len(events) - len(fresh))
+
+        cursor = page.cursor
+        if cursor is None and events:  # servers before v22 sent no cursor
+            cursor = _eventId(events[-1])
+
+        done = False
+        if self.end_ledger is not None:
+            kept = [e for e in fresh if (_eventLedger(e) or 0) <= self.end_ledger]
+            beyond = len(kept) < len(fresh)
+            fresh = kept
+            position = cursorLedger(cursor)
+            past = position is not None and position > self.end_ledger
+            done = beyond or past or (position == self.end_ledger and not full)
+            if beyond or past:
+                cursor = maxCursor(self.end_ledger)
+        return fresh, cursor, done
+
+    def _advance(self, items, cursor, page):
+        for event in reversed(items):
+            key = idKey(_eventId(event))
+            if key is not None:
+                self._lastKey = max(key, self._lastKey) if self._lastKey else key
+                break
+        self.events_delivered += len(items)
+        if cursor is not None:
+            self.cursor = cursor
+        elif self.cursor is None and page.latest_ledger is not None and self._startLedger is not None:
+            # An old server's empty page without a cursor: everything up to its latest ledger
+            # was scanned.  Rescanning that ledger is harmless (ids are never delivered twice).
+            self._startLedger = max(self._startLedger, page.latest_ledger)
+
+    def _recovered(self):
+        if self.backoff.failures:
+            self.log.info(
+                "RPC at {endpoint} answering again after {count} failed attempt(s)",
+                endpoint=self.client.endpoint,
+                count=self.backoff.failures,
+            )
+        self.backoff.reset()
+
+    @inlineCallbacks
+    def _checkNetwork(self):
+        """
+        Compare the configured network with the server's, once.  Only a mismatch matters: a
+        server without getNetwork, or an error, leaves it unverified.
+        """
+        self.verifyNetwork = False
+        try:
+            result = yield self._rpc(self.client.getNetwork())
+        except RPCClientError as e:
+            if self._stopping:
+                return
+            self.log.warn(
+                "Could not check the network of {endpoint} ({error}); assuming {network}",
+                endpoint=self.client.endpoint,
+                error=str(e),
+                network=self.network,
+            )
+            return
+        expected = networkPassphrase(self.network)
+        actual = result.get("passphrase")
+        if isinstance(actual, str) and actual != expected:
+            self.last_error = "network mismatch"
+            self.log.error(
+                "NETWORK MISMATCH: the source is configured for {network!r} ({expected!r}) but "
+                "{endpoint} serves {actual!r}; asset verification will be wrong. Set 'network' "
+                "in the source config.",
+                network=self.network,
+                expected=expected,
+                endpoint=self.client.endpoint,
+                actual=actual,
+            )
+
+    # -- outcomes ----------------------------------------------------------
+
+    def _complete(self):
+        self.complete = True
+        self.polling = False
+        self.log.info(
+            "Backfill complete: every event up to ledger {ledger} delivered (cursor {cursor})",
+            ledger=self.end_ledger,
+            cursor=self.cursor,
+        )
+        if self.onComplete is not None:
+            self.onComplete()
+
+    def _fatal(self, reason, failure):
+        self.fatal = reason
+        self.last_error = reason
+        self.polling = False
+        self.log.critical(
+            "RPC source {pipeline} stopped polling {endpoint}: {reason}",
+            pipeline=self.name,
+            endpoint=self.client.endpoint,
+            reason=reason,
+        )
+        if self.onFatal is not None:
+            self.onFatal(failure if failure is not None else Failure(RuntimeError(reason)))
+
+    def _requested(self):
+        position = cursorLedger(self.cursor)
+        return position if position is not None else self._startLedger
+
+    def _failed(self, failure):
+        """
+        Decide what an error means.  Returns the delay before the next try, or C{None}.
+        """
+        if self._stopping:
+            return None
+        error = failure.value
+        self.errors += 1
+        self.last_error = str(error)
+
+        if isinstance(error, InvalidParams):
+            self._fatal(
+                "the RPC rejected the getEvents parameters (JSON-RPC {}): {}; fix the source "
+                "config (filters, pagination, start_ledger)".format(error.code, error.message),
+                failure,
+            )
+            return None
+
+        if isinstance(error, LedgerRangeError):
+            return self._rangeError(error, failure)
+
+        if isinstance(error, DeliveryFailed):
+            delay = self.backoff.next()
+            self.log.failure(
+                "The pipeline failed on a page (cursor {cursor}); fetching it again in {delay:.1f}s",
+                error.failure,
+                cursor=self.cursor,
+                delay=delay,
+            )
+            return delay
+
+        delay = self.backoff.next()
+        if isinstance(error, RPCClientError):
+            retryAfter = getattr(error, "retryAfter", None)
+            if retryAfter is not None:
+                delay = max(delay, min(retryAfter, 600.0))
+            self.log.warn(
+                "getEvents poll of {endpoint} failed ({kind}: {error}); retrying in {delay:.1f}s "
+                "(attempt {attempt})",
+                endpoint=self.client.endpoint,
+                kind=error.kind,
+                error=str(error),
+                delay=delay,
+                attempt=self.backoff.failures,
+            )
+        else:
+            self.log.failure(
+                "Unexpected error polling {endpoint}; retrying in {delay:.1f}s",
+                failure,
+                endpoint=self.client.endpoint,
+                delay=delay,
+            )
+        return delay
+
+    def _rangeError(self, error, failure):
+        requested = self._requested()
+        if requested is not None and requested < error.oldest:
+            first, last = requested, error.oldest - 1
+            if self.on_gap == "stop":
+                self.log.critical(
+                    "GAP: ledgers {first}-{last} are no longer kept by {endpoint} (it has "
+                    "{oldest}-{latest}); on_gap is 'stop'",
+                    first=first,
+                    last=last,
+                    endpoint=self.client.endpoint,
+                    oldest=error.oldest,
+                    latest=error.latest,
+                )
+                self.gaps.append((first, last))
+                self._fatal(
+                    "ledgers {}-{} fell out of the RPC's retention (it has {}-{}); set on_gap: "
+                    "skip, or a start_ledger >= {} and remove the checkpoint".format(
+                        first, last, error.oldest, error.latest, error.oldest
+                    ),
+                    failure,
+                )
+                return None
+            self.gaps.append((first, last))
+            self.log.warn(
+                "GAP: ledgers {first}-{last} are no longer kept by {endpoint} (it has "
+                "{oldest}-{latest}); their events are LOST to this pipeline. Continuing from "
+                "ledger {oldest}.",
+                first=first,
+                last=last,
+                endpoint=self.client.endpoint,
+                oldest=error.oldest,
+                latest=error.latest,
+            )
+            self.cursor = None
+            self._startLedger = error.oldest
+            return 0
+        delay = self.backoff.next()
+        if requested is not None and requested > error.latest:
+            self.log.warn(
+                "Ledger {requested} is ahead of {endpoint} (latest {latest}); retrying in {delay:.1f}s",
+                requested=requested,
+                endpoint=self.client.endpoint,
+                latest=error.latest,
+                delay=delay,
+            )
+        else:
+            self.log.warn(
+                "{endpoint} answered {error}; retrying in {delay:.1f}s",
+                endpoint=self.client.endpoint,
+                error=str(error),
+                delay=delay,
+            )
+        return delay
+
