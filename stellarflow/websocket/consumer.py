@@ -1,0 +1,174 @@
+"""
+SaveToWebSocket: the consumer that streams events to WebSocket clients with per-client filters.
+
+It listens with Autobahn on a Twisted endpoint; L{Broadcaster} owns the clients.  ``consume``
+fans a whole batch out synchronously and acknowledges at once: the batch is then in the
+clients' queues.  What a slow client cannot take is dropped for that client alone (see
+docs/websocket.md), never held against the pipeline.
+"""
+
+from twisted.internet.defer import gatherResults, maybeDeferred, succeed
+from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
+from zope.interface import implementer, provider
+
+from stellarflow.interfaces import IComponentFactory, IConsumer
+from stellarflow.schema import Field, Integer, ListOf, Number, Schema, String
+from stellarflow.websocket.broadcaster import Broadcaster
+from stellarflow.websocket.protocol import BroadcastServerFactory
+
+
+class ListenError(Exception):
+    """
+    The server cannot listen (port in use, address not available).
+    """
+
+
+def _path(value):
+    if not value.startswith("/"):
+        return 'a path starting with "/"'
+    if "?" in value or "#" in value or " " in value:
+        return "a path without query, fragment or spaces"
+    return None
+
+
+@provider(IComponentFactory)
+@implementer(IConsumer)
+class SaveToWebSocket:
+    """
+    A WebSocket server streaming every message of its pipeline to the clients whose filters
+    match.  Constructor arguments are the config keys, plus timeouts tests may shorten.
+    """
+
+    log = Logger()
+
+    #: Most connections the kernel queues before we accept them (capped by net.core.somaxconn).
+    backlog = 1024
+
+    configSchema = Schema(
+        {
+            "port": Field(Integer(0, 65535), 8080, 'TCP port ("8080" or 8080; 0: any free port)'),
+            "path": Field(String(validator=_path), "/ws", "the WebSocket endpoint; other paths get HTTP 404"),
+            "max_queue_size": Field(
+                Integer(1), 1000, "events queued per unregistered client / held per client that is not reading"
+            ),
+            "host": Field(String(), "", 'interface to listen on ("": all IPv4 interfaces; "::" for IPv6)'),
+            "ping_interval": Field(Number(0), 30, "seconds from a pong to the next ping (0: no heartbeat)"),
+            "pong_timeout": Field(Number(0), 60, "seconds to wait for a pong before dropping the client"),
+            "registration_timeout": Field(
+                Number(0, exclusiveMinimum=True), 10, "seconds a client has to send its register message"
+            ),
+            "max_message_size": Field(Integer(64), 65536, "largest message a client may send, in bytes"),
+            "max_connections": Field(Integer(1), 10000, "concurrent clients; more get HTTP 503"),
+            "allowed_origins": Field(
+                ListOf(String(nonEmpty=True)), [], "accepted browser Origin headers (exact); empty: any"
+            ),
+        }
+    )
+
+    @classmethod
+    def fromConfig(cls, config, context):
+        return cls(context.reactor, **config)
+
+    def __init__(
+        self,
+        reactor,
+        port=8080,
+        path="/ws",
+        max_queue_size=1000,
+        host="",
+        ping_interval=30,
+        pong_timeout=60,
+        registration_timeout=10,
+        max_message_size=65536,
+        max_connections=10000,
+        allowed_origins=(),
+        open_timeout=5.0,
+        close_timeout=2.0,
+        shutdown_timeout=5.0,
+    ):
+        self.reactor = reactor
+        self.port = int(port)
+        self.path = path
+        self.host = host
+        self.shutdown_timeout = shutdown_timeout
+        self.factory = BroadcastServerFactory(
+            reactor,
+            path=path,
+            max_message_size=max_message_size,
+            ping_interval=ping_interval,
+            pong_timeout=pong_timeout,
+            allowed_origins=allowed_origins,
+            open_timeout=open_timeout,
+            close_timeout=close_timeout,
+        )
+        self.broadcaster = Broadcaster(
+            reactor,
+            prepare=self.factory.prepareFrame,
+            max_queue_size=max_queue_size,
+            registration_timeout=registration_timeout,
+            max_connections=max_connections,
+        )
+        self.factory.broadcaster = self.broadcaster
+        self.listeningPort = None
+
+    @property
+    def address(self):
+        """
+        ``host:port`` as configured, or as bound once listening (port 0 becomes the real one).
+        """
+        port = self.listeningPort.getHost().port if self.listeningPort is not None else self.port
+        host = self.host or "0.0.0.0"
+        return "[{}]:{}".format(host, port) if ":" in host else "{}:{}".format(host, port)
+
+    def _endpoint(self):
+        # A deep accept backlog: Twisted's default of 50 makes a burst of reconnecting clients
+        # (after a restart, say) wait for SYN retransmissions, one second and more each.
+        backlog = min(self.backlog, max(50, self.broadcaster.max_connections))
+        if ":" in self.host:
+            return TCP6ServerEndpoint(self.reactor, self.port, backlog=backlog, interface=self.host)
+        return TCP4ServerEndpoint(self.reactor, self.port, backlog=backlog, interface=self.host)
+
+    def start(self):
+        d = maybeDeferred(self._endpoint().listen, self.factory)
+
+        def listening(port):
+            self.listeningPort = port
+            self.log.info("WebSocket server listening on ws://{address}{path}", address=self.address, path=self.path)
+
+        def failed(f):
+            f.trap(CannotListenError)
+            raise ListenError("cannot listen on {}: {}".format(self.address, _reason(f.value)))
+
+        return d.addCallbacks(listening, failed)
+
+    def consume(self, batch):
+        self.broadcaster.broadcast(batch.messages)
+        return succeed(None)
+
+    def stop(self):
+        """
+        Close every client with 1001 (going away) and stop listening.  Fires once the port is
+        closed and the clients are gone (those still there after C{shutdown_timeout} are
+        aborted).
+        """
+        address = self.address
+        port, self.listeningPort = self.listeningPort, None
+        stopped = maybeDeferred(port.stopListening) if port is not None else succeed(None)
+        closed = self.broadcaster.shutdown(self.shutdown_timeout)
+        d = gatherResults([stopped, closed], consumeErrors=True)
+
+        def done(_):
+            self.log.info("WebSocket server on {address} stopped", address=address)
+
+        return d.addCallback(done)
+
+
+def _reason(error):
+    """
+    Why listening failed, in lower case: "address already in use".
+    """
+    cause = getattr(error, "socketError", None)
+    text = getattr(cause, "strerror", None) or str(cause or error)
+    return text[:1].lower() + text[1:]

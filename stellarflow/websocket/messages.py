@@ -1,0 +1,127 @@
+"""
+The messages the WebSocket server sends besides events, and its close codes.
+
+Every reply is one JSON text frame.  ``welcome`` and ``registered`` follow the streaming guide
+word for word (clients match on their text); ``error`` is ours: ``{"type": "error", "error":
+<code>, "message": <text>}`` (plus ``field`` for a bad filter field).  Events are the pipeline's
+messages, unchanged, so each keeps its ``id``.
+"""
+
+import json
+
+from stellarflow.websocket.filters import KNOWN_TYPES
+
+#: The guide's welcome text and registration template (sent once per connection).
+WELCOME = {
+    "type": "welcome",
+    "message": "Please send registration message to begin receiving events",
+    "format": {
+        "type": "register",
+        "filters": {
+            "types": [],
+            "account_ids": [],
+            "asset_codes": [],
+            "min_amount": "",
+        },
+    },
+}
+
+REGISTERED_TEXT = "Registration successful, processing queued events"
+
+# -- close codes ---------------------------------------------------------------
+#: The server is stopping (RFC 6455 "going away").
+CLOSE_GOING_AWAY = 1001
+#: A frame or message was larger than ``max_message_size`` (sent by Autobahn).
+CLOSE_MESSAGE_TOO_BIG = 1009
+#: No ``register`` within ``registration_timeout`` seconds (private-use range: 4000 + HTTP 408).
+CLOSE_REGISTRATION_TIMEOUT = 4008
+#: The client stopped reading and ``max_queue_size`` events piled up (4000 + HTTP 429).
+CLOSE_QUEUE_FULL = 4029
+
+REASON_GOING_AWAY = "server shutting down"
+REASON_REGISTRATION_TIMEOUT = "registration timeout"
+REASON_QUEUE_FULL = "message queue full"
+
+# -- error codes ---------------------------------------------------------------
+INVALID_JSON = "invalid_json"
+BINARY_NOT_SUPPORTED = "binary_not_supported"
+INVALID_MESSAGE = "invalid_message"
+INVALID_FIELD_TYPE = "invalid_field_type"
+UNKNOWN_FIELD = "unknown_field"
+UNKNOWN_MESSAGE_TYPE = "unknown_message_type"
+REGISTRATION_TIMEOUT = "registration_timeout"
+QUEUE_FULL = "queue_full"
+INTERNAL_ERROR = "internal_error"
+
+
+def encode(obj):
+    """
+    Serialise one message: compact JSON as UTF-8 bytes (ASCII-only, so any client decodes it).
+    """
+    return json.dumps(obj, separators=(",", ":")).encode("utf-8")
+
+
+def decode(payload):
+    """
+    Parse a client's text message (UTF-8 bytes, already validated by Autobahn).
+
+    @raise ValueError: not JSON.
+    @raise RecursionError: nested too deeply to parse.
+    """
+    return json.loads(payload)
+
+
+def jsonType(value):
+    """
+    The JSON name of a decoded value's type, for error messages.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def shown(value, limit=60):
+    """
+    A client-supplied value quoted in a reply, cut short.
+    """
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def welcome():
+    return encode(WELCOME)
+
+
+def registered(filters):
+    """
+    The reply to a ``register``: the guide's text and the normalised filters; when some
+    ``types`` are unknown (they match nothing) they are listed in ``unknown_types`` with a
+    human-readable ``warnings`` entry.
+    """
+    reply = {"type": "registered", "message": REGISTERED_TEXT, "filters": filters.to_json()}
+    unknown = list(filters.unknown_types)
+    if unknown:
+        reply["unknown_types"] = unknown
+        reply["warnings"] = [
+            "unknown event type(s) {} match no events; known types: {}".format(
+                ", ".join(shown(t) for t in unknown), ", ".join(sorted(KNOWN_TYPES))
+            )
+        ]
+    return encode(reply)
+
+
+def error(code, message, field=None):
+    reply = {"type": "error", "error": code, "message": message}
+    if field is not None:
+        reply["field"] = field
+    return encode(reply)
