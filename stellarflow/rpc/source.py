@@ -10,6 +10,8 @@ it once, loudly; everything else is logged and retried with capped, jittered bac
 failure policy is written down in ``docs/source.md``.
 """
 
+import json
+
 from hyperlink import URL
 from stellar_sdk import StrKey, xdr
 from twisted.internet.defer import Deferred, inlineCallbacks, maybeDeferred, succeed
@@ -230,6 +232,14 @@ CONFIG_SCHEMA = Schema(
 )
 
 
+def exactLengthTopicFilters(filters):
+    """
+    The topic filters that match only events with exactly as many topics (no trailing ``**``).
+    A common surprise: ``["*"]`` matches one-topic events, never a 4-topic SAC transfer.
+    """
+    return [list(t) for f in filters for t in (f.get("topics") or []) if t and t[-1] != "**"]
+
+
 def requestFilters(filters):
     """
     Config filters as getEvents wants them: empty members left out.
@@ -425,6 +435,14 @@ class RPCSourceAdapter:
                 "poll_interval is 0 and no end_ledger is set: once caught up the source will "
                 "poll {endpoint} without pause",
                 endpoint=self.client.endpoint,
+            )
+        for topics in exactLengthTopicFilters(self.filters):
+            self.log.warn(
+                "Topic filter {topics} has no trailing \"**\", so the RPC matches only events with "
+                "exactly {count} topic(s); token events have 2 to 4 (transfer: 4). "
+                "End it with \"**\" to match longer topic lists",
+                topics=json.dumps(topics),
+                count=len(topics),
             )
         self.log.info(
             "Polling getEvents at {endpoint} from {where}{until}",
