@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.logger import formatEvent, globalLogPublisher
 from zope.interface import implementer, provider
@@ -233,3 +234,48 @@ class TwistdTests(TestCase):
         self.assertEqual(proc.returncode, 1, text)
         self.assertIn("consumers[0].config.paht: unknown key (did you mean 'path'?)", text)
         self.assertNotIn("Traceback", text)
+
+
+class BackfillTests(TestCase):
+    """
+    The real twistd runs a backfill against the RPC test server and exits 0 when done.
+    """
+
+    timeout = 90
+
+    @defer.inlineCallbacks
+    def test_backfillRunsToEndAndExits(self):
+        from twisted.internet import reactor
+        from twisted.internet.utils import getProcessOutputAndValue
+
+        from stellarflow.testing.rpcserver import StellarRPCResource, serve
+
+        server = StellarRPCResource(reactor, seed=3, events_per_ledger=4, first_ledger=5000, history=400)
+        port = yield serve(0, server, reactor=reactor)
+        self.addCleanup(server.stop_serving)
+        work = os.path.abspath(self.mktemp())
+        os.makedirs(work)
+        out = os.path.join(work, "out.jsonl")
+        config = os.path.join(work, "backfill.yaml")
+        with open(config, "w") as f:
+            f.write(
+                "state_dir: {state}\n"
+                "source:\n  type: RPCSourceAdapter\n  config:\n"
+                "    rpc_url: http://127.0.0.1:{port}\n    network: testnet\n"
+                "    start_ledger: 5100\n    end_ledger: 5200\n    poll_interval: 0\n"
+                "    pagination: {{limit: 50}}\n"
+                "consumers: [{{type: MemoryConsumer, config: {{path: {out}}}}}]\n".format(
+                    state=os.path.join(work, "state"), port=port, out=out
+                )
+            )
+        exe = os.path.join(os.path.dirname(sys.executable), "twistd")
+        stdout, stderr, code = yield getProcessOutputAndValue(
+            exe, ["-n", "--pidfile=", "stellarflow", "-c", config], env=twistdEnv(), path=work
+        )
+        text = (stdout + stderr).decode("utf-8", "replace")
+        self.assertEqual(code, 0, text)
+        self.assertIn("Backfill complete", text)
+        with open(out) as f:
+            ids = [json.loads(line)["id"] for line in f]
+        expected = [e.id for ledger in range(5100, 5201) for e in server.events_in_ledger(ledger)]
+        self.assertEqual(ids, expected)
