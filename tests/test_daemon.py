@@ -12,8 +12,8 @@ import time
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.logger import formatEvent, globalLogPublisher
-from zope.interface import implementer, provider
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import implementer, provider
 
 from stellarflow.config import parse
 from stellarflow.daemon import Daemon

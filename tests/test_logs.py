@@ -42,7 +42,7 @@ class JSONLinesTests(SynchronousTestCase):
 
     def test_failureTraceback(self):
         try:
-            1 / 0
+            raise ZeroDivisionError("boom")
         except ZeroDivisionError:
             self.log.failure("boom", Failure())
         [record] = self.records()

@@ -19,7 +19,12 @@ from stellarflow.testing.faults import Fault, FaultQueue
 from stellarflow.testing.fixtures import fixture_path
 from stellarflow.testing.getevents import format_id, max_cursor, parse_cursor
 from stellarflow.testing.rpcserver import (
-    LedgerModel, Options, RecordedPages, StellarRPCResource, resource_from_options, serve,
+    LedgerModel,
+    Options,
+    RecordedPages,
+    StellarRPCResource,
+    resource_from_options,
+    serve,
 )
 from stellarflow.testing.traffic import rfc3339
 

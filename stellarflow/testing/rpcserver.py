@@ -44,10 +44,15 @@ import hashlib
 import json
 import sys
 
+from stellar_sdk import Network, StrKey
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint, serverFromString
 from twisted.logger import (
-    FilteringLogObserver, Logger, LogLevel, LogLevelFilterPredicate, globalLogBeginner,
+    FilteringLogObserver,
+    Logger,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogBeginner,
     textFileLogObserver,
 )
 from twisted.protocols.policies import WrappingFactory
@@ -55,13 +60,14 @@ from twisted.python import usage
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
-from stellar_sdk import Network, StrKey
-
 from stellarflow.testing import getevents
 from stellarflow.testing.faults import Fault, FaultQueue
 from stellarflow.testing.getevents import RPCError
 from stellarflow.testing.ledgers import (
-    DEFAULT_CLOSE_TIME, DEFAULT_FIRST_LEDGER, DEFAULT_RETENTION, LedgerModel,
+    DEFAULT_CLOSE_TIME,
+    DEFAULT_FIRST_LEDGER,
+    DEFAULT_RETENTION,
+    LedgerModel,
 )
 from stellarflow.testing.recorded import RecordedPages
 from stellarflow.testing.traffic import DEFAULT_ASSETS, DEFAULT_PASSPHRASE, TrafficGenerator
