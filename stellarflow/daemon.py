@@ -98,6 +98,13 @@ def buildPipeline(spec, config, reactor, onFatal=None):
         consumer = c.factory.fromConfig(c.config, context)
         verifyObject(IConsumer, consumer)
         consumers.append(("{}[{}]".format(c.type, i), consumer))
+    # A consumer that stores the events durably lends them to those that replay history
+    # (WebSocket clients resuming from a position older than the server's memory).
+    history = next((c.eventHistory() for _, c in consumers if hasattr(c, "eventHistory")), None)
+    if history is not None:
+        for _, consumer in consumers:
+            if hasattr(consumer, "attachHistory"):
+                consumer.attachHistory(history)
     checkpoints = FileCheckpointStore(config.state_dir)
     durable = next((c for _, c in consumers if ICheckpointStore.providedBy(c)), None)
     if durable is not None:

@@ -132,3 +132,30 @@ class ICheckpointStore(Interface):
         """
         Durably record C{cursor} for C{pipeline}.  Returns a Deferred.
         """
+
+
+class IEventHistory(Interface):
+    """
+    A durable store of a pipeline's events, read back in id order (the PostgreSQL consumer's
+    table).  Every method returns a Deferred; positions are exclusive lower / inclusive upper
+    bounds.
+    """
+
+    def oldest():
+        """
+        The oldest event id stored, or C{None} when there is none.  Every event after
+        the position just before C{oldest} that the pipeline produced is stored (or will be, once written).
+        """
+
+    def count(after, upto, limit):
+        """
+        How many events have C{after < id <= upto}, counting at most C{limit}.
+        """
+
+    def read(after, upto, limit):
+        """
+        The first C{limit} events with C{after < id <= upto}, in id order: fires with
+        C{(events, complete)}, C{events} a list of C{(id, payload)} (C{payload} the event as
+        compact JSON bytes, as sent live), C{complete} true when the store has written every
+        event up to C{upto} (so fewer than C{limit} events means there are no more).
+        """

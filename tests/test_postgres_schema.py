@@ -9,6 +9,9 @@ from twisted.trial.unittest import TestCase
 from stellarflow.postgres.schema import MIGRATIONS, Migration, TableNames, latestVersion, migrate
 from stellarflow.postgres.testing import TemporarySchema, connect
 
+#: Every version this release applies to a new table.
+ALL = sorted(m.version for m in MIGRATIONS)
+
 
 def migrateNow(names, migrations=MIGRATIONS):
     """
@@ -40,7 +43,7 @@ class MigrateTests(TestCase):
         return sorted(r[0] for r in rows)
 
     def test_createsTablesAndIndexes(self):
-        self.assertEqual(migrateNow(self.names), [1])
+        self.assertEqual(migrateNow(self.names), ALL)
         self.assertEqual(
             self.tables(),
             ["stellar_events", "stellar_events_checkpoints", "stellar_events_rejected", "stellarflow_migrations"],
@@ -67,17 +70,27 @@ class MigrateTests(TestCase):
         self.assertEqual(types["topics"], "jsonb")
         self.assertEqual(types["account_ids"], "ARRAY")
         self.assertEqual(types["ledger_closed_at"], "timestamp with time zone")
+        self.assertEqual(types["message"], "text")
 
     def test_twice(self):
         """
-        A second run changes nothing and records version 1 once.
+        A second run changes nothing and records each version once.
         """
         migrateNow(self.names)
         self.assertEqual(migrateNow(self.names), [])
         self.assertEqual(
-            self.db.query("SELECT target, version FROM {schema}.stellarflow_migrations"),
-            [("stellar_events", 1)],
+            self.db.query("SELECT target, version FROM {schema}.stellarflow_migrations ORDER BY version"),
+            [("stellar_events", v) for v in ALL],
         )
+
+    def test_fromVersionOne(self):
+        """
+        A table created by the first release gets the later migrations only, keeping its rows.
+        """
+        self.assertEqual(migrateNow(self.names, MIGRATIONS[:1]), [1])
+        self.db.query("INSERT INTO {schema}.stellar_events (id) VALUES ('x') RETURNING id")
+        self.assertEqual(migrateNow(self.names), ALL[1:])
+        self.assertEqual(self.db.query("SELECT id, message FROM {schema}.stellar_events"), [("x", None)])
 
     def test_laterMigration(self):
         """
@@ -85,13 +98,15 @@ class MigrateTests(TestCase):
         """
         migrateNow(self.names)
         self.db.query("INSERT INTO {schema}.stellar_events (id) VALUES ('x') RETURNING id")
-        later = MIGRATIONS + [Migration(2, "add note", ["ALTER TABLE {events} ADD COLUMN note text"])]
-        self.assertEqual(latestVersion(later), 2)
-        self.assertEqual(migrateNow(self.names, later), [2])
+        nextVersion = latestVersion() + 1
+        later = MIGRATIONS + [Migration(nextVersion, "add note", ["ALTER TABLE {events} ADD COLUMN note text"])]
+        self.assertEqual(latestVersion(later), nextVersion)
+        self.assertEqual(migrateNow(self.names, later), [nextVersion])
         self.assertEqual(migrateNow(self.names, later), [])
         self.assertEqual(self.db.query("SELECT id, note FROM {schema}.stellar_events"), [("x", None)])
         self.assertEqual(
-            self.db.query("SELECT version FROM {schema}.stellarflow_migrations ORDER BY version"), [(1,), (2,)]
+            self.db.query("SELECT version FROM {schema}.stellarflow_migrations ORDER BY version"),
+            [(v,) for v in ALL + [nextVersion]],
         )
 
     def test_twoTablesOneSchema(self):
@@ -99,13 +114,13 @@ class MigrateTests(TestCase):
         Each events table has its own migration record.
         """
         migrateNow(self.names)
-        self.assertEqual(migrateNow(TableNames("other_events", self.db.name)), [1])
+        self.assertEqual(migrateNow(TableNames("other_events", self.db.name)), ALL)
         self.assertIn("other_events_checkpoints", self.tables())
 
     def test_createsMissingSchema(self):
         names = TableNames("stellar_events", self.db.name + "_new")
         self.addCleanup(self.db.execute, "DROP SCHEMA IF EXISTS {} CASCADE".format(names.schema))
-        self.assertEqual(migrateNow(names), [1])
+        self.assertEqual(migrateNow(names), ALL)
         self.assertEqual(self.db.query("SELECT count(*) FROM pg_tables WHERE schemaname = %s", (names.schema,)), [(4,)])
 
     def test_consumersMigrateConcurrently(self):
@@ -123,6 +138,6 @@ class MigrateTests(TestCase):
 
         def check(cursor):
             self.assertIsNone(cursor)
-            self.assertEqual(self.db.query("SELECT count(*) FROM {schema}.stellarflow_migrations"), [(1,)])
+            self.assertEqual(self.db.query("SELECT count(*) FROM {schema}.stellarflow_migrations"), [(len(ALL),)])
 
         return d.addCallback(check)

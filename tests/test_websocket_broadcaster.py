@@ -253,7 +253,7 @@ class RegistrationTests(BroadcasterTestsMixin, SynchronousTestCase):
         self.assertEqual(b.connected, 0)
 
     def test_registerCancelsTimeout(self):
-        b = self.make(registration_timeout=10)
+        b = self.make(registration_timeout=10, cursor_interval=0)
         conn, client = self.connect(b)
         self.clock.advance(5)
         register(b, client)
@@ -386,11 +386,11 @@ class QueueTests(BroadcasterTestsMixin, SynchronousTestCase):
 
     def test_noClientsNoWork(self):
         """
-        An event nobody takes is not serialised.
+        Without history, an event nobody takes is not serialised.
         """
         calls = []
         self.patch(broadcaster_module, "encode", lambda m: calls.append(m) or b"{}")
-        b = self.make()
+        b = self.make(history_size=0)
         b.broadcast([plainEvent(1)])
         conn, client = self.connect(b)
         register(b, client, {"asset_codes": ["USDC"]})
@@ -415,7 +415,8 @@ class ErrorReplyTests(BroadcasterTestsMixin, SynchronousTestCase):
         (b'{"filters": {}}', False, "invalid_message", "type"),
         (b'{"type": 7}', False, "invalid_field_type", "type"),
         (b'{"type": "subscribe"}', False, "unknown_message_type", "type"),
-        (b'{"type": "register", "filters": {}, "resume_after": "1"}', False, "unknown_field", "resume_after"),
+        (b'{"type": "register", "filters": {}, "resume_from": "1"}', False, "unknown_field", "resume_from"),
+        (b'{"type": "register", "filters": {}, "resume_after": "1"}', False, "invalid_resume_after", "resume_after"),
         (b'{"type": "register", "filters": []}', False, "invalid_filters", None),
         (b'{"type": "register", "filters": {"types": "payment"}}', False, "invalid_field_type", "filters.types"),
         (b'{"type": "register", "filters": {"types": [1]}}', False, "invalid_field_type", "filters.types"),
@@ -723,6 +724,11 @@ class FanOutTests(BroadcasterTestsMixin, SynchronousTestCase):
                 "dropped": 1,
                 "closed_queue_full": 0,
                 "errors_sent": 1,
+                "replaying": 0,
+                "replays": 0,
+                "replays_refused": 0,
+                "replayed": 0,
+                "history_events": 2,
             },
         )
 

@@ -25,6 +25,9 @@ Delivery:
 As the pipeline's checkpoint store, ``load(pipeline)`` waits until the database answers (a
 pipeline resuming from the wrong place would duplicate or skip events), and ``save`` is a no-op
 for a cursor that was already written with its events.
+
+``eventHistory()`` lends the table, read back in id order on a connection of its own, to the
+consumers that replay it (WebSocket clients resuming from an old position).
 """
 
 import collections
@@ -40,7 +43,7 @@ from stellarflow.interfaces import ICheckpointStore, IComponentFactory, IConsume
 from stellarflow.postgres import dsn as dsnlib
 from stellarflow.postgres import rows as rowlib
 from stellarflow.postgres.schema import TableNames, migrate
-from stellarflow.schema import Field, Integer, Number, Schema, String, join
+from stellarflow.schema import Boolean, Field, Integer, Number, Schema, String, join
 
 DEFAULT_TABLE = "stellar_events"
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -171,6 +174,11 @@ class SaveToPostgreSQL:
                 60.0,
                 "seconds a transaction may take before the connection is presumed dead",
             ),
+            "store_message": Field(
+                Boolean(),
+                True,
+                "also store each message as JSON text, so WebSocket replays are byte-exact",
+            ),
         },
         check=_crossCheck,
     )
@@ -188,6 +196,7 @@ class SaveToPostgreSQL:
             max_pending=config["max_pending"],
             connect_timeout=config["connect_timeout"],
             query_timeout=config["query_timeout"],
+            store_message=config["store_message"],
             secrets=[config["password"]] if config["password"] else (),
         )
 
@@ -203,6 +212,7 @@ class SaveToPostgreSQL:
         max_pending=100000,
         connect_timeout=10.0,
         query_timeout=60.0,
+        store_message=True,
         backoff=None,
         secrets=(),
     ):
@@ -215,6 +225,7 @@ class SaveToPostgreSQL:
         self.maxPending = max_pending
         self.connectTimeout = connect_timeout
         self.queryTimeout = query_timeout
+        self.storeMessage = store_message
         self.backoff = backoff or Backoff(initial=0.5, maximum=30.0)
         self.where = dsnlib.describe(dsn)
         self._secrets = tuple(s for s in tuple(secrets) + dsnlib.secretsOf(dsn) if s)
@@ -248,9 +259,30 @@ class SaveToPostgreSQL:
         self._started = False
         self._stopping = False
         self._parkedWarned = False
+        self._history = None
+        self._historySecrets = tuple(secrets)
 
     def __repr__(self):
         return "<SaveToPostgreSQL {} table {}>".format(self.where, self.names.events)
+
+    def eventHistory(self):
+        """
+        This pipeline's events read back in id order (an L{IEventHistory}), for replaying to
+        WebSocket clients that resume; one instance, closed when the consumer stops.
+        """
+        if self._history is None:
+            from stellarflow.postgres.history import PostgresHistory
+
+            self._history = PostgresHistory(
+                self.reactor,
+                self.dsn,
+                self.names,
+                self.pipeline,
+                connect_timeout=self.connectTimeout,
+                query_timeout=self.queryTimeout,
+                secrets=self._historySecrets,
+            )
+        return self._history
 
     @property
     def ready(self):
@@ -303,6 +335,8 @@ class SaveToPostgreSQL:
             _closeQuietly(conn)
         if self._connecting is not None:
             _closeQuietly(self._connecting)
+        if self._history is not None:
+            self._history.close()
 
     def _cancelTimers(self):
         for call in (self._flushTimer, self._reconnectCall):
@@ -574,7 +608,7 @@ class SaveToPostgreSQL:
         mogrify = cursor.mogrify
         for message in entry.batch.messages or ():
             try:
-                rendered.append((message, mogrify(rowlib.ROW_TEMPLATE, rowlib.toRow(message))))
+                rendered.append((message, mogrify(rowlib.ROW_TEMPLATE, rowlib.toRow(message, self.storeMessage))))
             except (ValueError, TypeError, psycopg2.Error) as e:
                 rejects.append((message, self._text(e)))
         entry.rows, entry.rejects = rendered, rejects

@@ -3,7 +3,10 @@ Event messages as rows of the events table, and rejected messages as dead-letter
 
 A message maps to one tuple in L{COLUMNS} order; keys that have no column of their own
 (``topics_xdr``/``data_xdr`` of undecodable events, anything a later processor adds) are kept in
-the ``extra`` JSONB column, so no part of a message is lost.  Values are passed through
+the ``extra`` JSONB column, so no part of a message is lost.  The ``message`` column holds the
+whole message as compact ASCII JSON, byte for byte what the WebSocket server streams, so that a
+replay from the table is exactly the live event (JSONB reorders object keys, ``timestamptz``
+reformats times).  Values are passed through
 unchanged and cast by PostgreSQL (``'12.5'::numeric``), so amounts stay exact and a value
 PostgreSQL refuses is detected per row (see L{stellarflow.postgres.consumer}).
 """
@@ -37,6 +40,7 @@ COLUMNS = (
     ("to_muxed_id", "text", "to_muxed_id"),
     ("decode_error", "text", "decode_error"),
     ("extra", "jsonb", None),
+    ("message", "text", None),
 )
 
 COLUMN_LIST = ", ".join(name for name, _, _ in COLUMNS)
@@ -52,6 +56,8 @@ _JSON_KEYS = frozenset(key for _, t, key in COLUMNS if t == "jsonb" and key is n
 _KNOWN = frozenset(_KEYS)
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+#: The message as the WebSocket server sends it (stellarflow.websocket.messages.encode).
+messageJSON = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class InvalidMessage(ValueError):
@@ -60,11 +66,12 @@ class InvalidMessage(ValueError):
     """
 
 
-def toRow(message):
+def toRow(message, withMessage=True):
     """
     The events-table tuple for C{message}, in L{COLUMNS} order.
 
-    JSON values are serialised here (``None`` stays SQL NULL).
+    JSON values are serialised here (``None`` stays SQL NULL).  Without C{withMessage} the
+    ``message`` column is left NULL (replays then rebuild the message from the columns).
 
     @raise InvalidMessage: the message has no string id or is not a mapping.
     @raise ValueError: a JSON value cannot be serialised (NaN, say).
@@ -86,6 +93,7 @@ def toRow(message):
         rest = {k: v for k, v in message.items() if k not in _KNOWN}
         extra = _dumps(rest) if rest else None
     row.append(extra)
+    row.append(messageJSON(message) if withMessage else None)
     return tuple(row)
 
 

@@ -3,7 +3,8 @@ The PostgreSQL schema of the event store, as numbered migrations.
 
 Every table is named after the configured events table (default ``stellar_events``):
 
-- ``<table>``: one row per event, keyed by the RPC event ``id``;
+- ``<table>``: one row per event, keyed by the RPC event ``id`` (since version 2 with the whole
+  message as JSON text, so that it can be replayed exactly);
 - ``<table>_checkpoints``: the pipeline cursor, written in the same transaction as the events;
 - ``<table>_rejected``: events PostgreSQL refused (dead letters), with the error and the raw
   message as escaped text.
@@ -162,6 +163,15 @@ MIGRATIONS = [
                 rejected_at timestamptz NOT NULL DEFAULT now()
             )
             """,
+        ],
+    ),
+    Migration(
+        2,
+        "full message text, for replaying events exactly as they were streamed",
+        [
+            # Nullable, no default: adding it rewrites nothing. Rows written before it stay NULL
+            # and are rebuilt from their columns when replayed (see stellarflow.postgres.history).
+            "ALTER TABLE {events} ADD COLUMN IF NOT EXISTS message text",
         ],
     ),
 ]

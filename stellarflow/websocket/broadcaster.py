@@ -13,7 +13,11 @@ L{FilterIndex} picks the registered clients it matches.  A client has two bounde
   - C{backlog}: frames held while its transport is paused (write buffer over 64 KiB: it is
     not reading); sent on resume.  At C{max_queue_size} the client is closed (4029).
 
-Every event keeps its ``id`` so that clients may later resume from one.
+Every event keeps its ``id``, the resume token: a client that comes back registers with
+``resume_after`` and is replayed what it missed from the L{HistoryWindow} of recent events (and
+from the durable store, for older positions) before it goes live again (see L{replay}).
+Registered clients whose filters match rarely get a ``cursor`` message now and then, so that
+they can resume from where the server was rather than from their last event.
 """
 
 import dataclasses
@@ -21,17 +25,20 @@ from collections import deque
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IPushProducer
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface, implementer
 
 from stellarflow.websocket import messages
 from stellarflow.websocket.filters import FilterError, FilterIndex, event_keys, matches, parse_filters
+from stellarflow.websocket.history import Event, HistoryWindow, isPosition, parsePosition
 from stellarflow.websocket.messages import encode
+from stellarflow.websocket.replay import Replayer
 
 log = Logger()
 
 #: Keys a ``register`` message may carry.
-REGISTER_FIELDS = ("type", "filters")
+REGISTER_FIELDS = ("type", "filters", "resume_after")
 
 _EMPTY = frozenset()
 _SET_FIELDS = ("types", "account_ids", "asset_codes")
@@ -85,19 +92,6 @@ class IClientConnection(Interface):
         """
 
 
-class _Event:
-    """
-    One event as it goes out: its id, its filter keys and its frame (shared by every client).
-    """
-
-    __slots__ = ("id", "keys", "frame")
-
-    def __init__(self, id, keys, frame):
-        self.id = id
-        self.keys = keys
-        self.frame = frame
-
-
 @implementer(IPushProducer)
 class Client:
     """
@@ -105,13 +99,17 @@ class Client:
     it forwards pause/resume/stop to the broadcaster.
 
     @ivar filters: the client's L{Filters}, or C{None} while it has not registered.
-    @ivar pending: a deque of L{_Event}s queued while unregistered, or C{None}.
-    @ivar backlog: a deque of frames / L{_Event}s held while paused, or C{None}.
+    @ivar pending: a deque of L{Event}s queued while unregistered, or C{None}.
+    @ivar backlog: a deque of frames / L{Event}s held while paused, or C{None}.
+    @ivar preparing: the L{Replay} of a resume being prepared (no reply sent yet), or C{None}.
+    @ivar replay: the L{Replay} running for the client (it is not live yet), or C{None}.
+    @ivar active: an event was sent since the last cursor tick.
+    @ivar cursorAt: the position of the last ``cursor`` message sent, or C{None}.
     """
 
     __slots__ = (
         "broadcaster", "connection", "peer", "filters", "pending", "backlog", "paused",
-        "closing", "timer", "unlogged", "loggedAt",
+        "closing", "timer", "unlogged", "loggedAt", "preparing", "replay", "active", "cursorAt",
     )
 
     def __init__(self, broadcaster, connection):
@@ -126,6 +124,10 @@ class Client:
         self.timer = None
         self.unlogged = 0
         self.loggedAt = None
+        self.preparing = None
+        self.replay = None
+        self.active = False
+        self.cursorAt = None
 
     @property
     def registered(self):
@@ -157,6 +159,16 @@ class Broadcaster:
     @param registration_timeout: seconds a client has to send ``register``.
     @param max_connections: beyond this many clients L{full} is true (new ones are refused).
     @param log_interval: at most one "message queue full" line per client per this many seconds.
+    @param history_size: most recent events kept for resuming clients (0: no history, and
+        ``resume_after`` is refused).
+    @param history_ledgers: also keep only the events of the newest this many ledgers (0: no
+        ledger bound).
+    @param max_replay: most events one resume may need replayed.
+    @param cursor_interval: seconds between ``cursor`` messages to clients that received nothing
+        (0: none).
+    @param replay_options: keyword arguments for the L{Replayer} (tests, benchmarks).
+
+    @ivar position: the newest position processed (last event id or batch cursor), or C{None}.
     """
 
     def __init__(
@@ -167,6 +179,11 @@ class Broadcaster:
         registration_timeout=10.0,
         max_connections=10000,
         log_interval=10.0,
+        history_size=10000,
+        history_ledgers=0,
+        max_replay=100000,
+        cursor_interval=30.0,
+        replay_options=None,
     ):
         self.clock = clock
         self.prepare = prepare if prepare is not None else (lambda payload: payload)
@@ -180,6 +197,11 @@ class Broadcaster:
         self._welcome = self.prepare(messages.welcome())
         self._stopping = False
         self._drained = []
+        self.position = None
+        self.history = HistoryWindow(history_size, history_ledgers) if history_size else None
+        self.replayer = Replayer(self, self.history, clock, max_replay=max_replay, **(replay_options or {}))
+        self.cursor_interval = cursor_interval
+        self._cursorLoop = None
         # counters for metrics
         self.delivered = 0
         self.dropped = 0
@@ -214,7 +236,18 @@ class Broadcaster:
             "dropped": self.dropped,
             "closed_queue_full": self.closed_queue_full,
             "errors_sent": self.errors_sent,
+            "replaying": self.replayer.replaying,
+            "replays": self.replayer.started,
+            "replays_refused": self.replayer.refused,
+            "replayed": self.replayer.replayed,
+            "history_events": len(self.history) if self.history is not None else 0,
         }
+
+    def attachHistory(self, store):
+        """
+        Read positions older than the window from C{store} (an L{IEventHistory}).
+        """
+        self.replayer.store = store
 
     # -- connection events -----------------------------------------------------------
 
@@ -247,6 +280,7 @@ class Broadcaster:
         del self.clients[client]
         self.unregistered.pop(client, None)
         self.index.remove(client)
+        self.replayer.cancel(client)
         self._cancelTimer(client)
         if client.unlogged:
             self._logDropped(client)
@@ -308,7 +342,7 @@ class Broadcaster:
             return self._error(
                 client,
                 messages.UNKNOWN_FIELD,
-                "unknown field(s) in register message: {}; known fields: type, filters".format(
+                "unknown field(s) in register message: {}; known fields: type, filters, resume_after".format(
                     ", ".join(messages.shown(k) for k in unknown[:10])
                 ),
                 unknown[0][:100],
@@ -318,7 +352,39 @@ class Broadcaster:
         except FilterError as e:
             field = None if e.field is None else "filters." + e.field
             return self._error(client, e.code, e.message, field)
-        self.register(client, filters)
+        resumeAfter = message.get("resume_after")
+        if resumeAfter is not None:
+            try:
+                resumeAfter = parsePosition(resumeAfter)
+            except ValueError as e:
+                return self._error(client, messages.INVALID_RESUME_AFTER, "resume_after: {}".format(e), "resume_after")
+        if client.preparing is not None:
+            return self._error(
+                client,
+                messages.RESUME_IN_PROGRESS,
+                "a resume is being prepared; wait for its registered reply before registering again",
+            )
+        if resumeAfter is None:
+            return self.register(client, filters)
+        if self.history is None:
+            return self._error(
+                client,
+                messages.RESUME_NOT_AVAILABLE,
+                "this server keeps no history (history_size is 0); register without resume_after",
+                "resume_after",
+            )
+        self.resume(client, filters, resumeAfter)
+
+    def resume(self, client, filters, resumeAfter):
+        """
+        Register C{client} with C{filters}, replaying the matching events after C{resumeAfter}
+        first.  The reply (C{registered} with C{resumed}, or an C{error}) may wait for the
+        store; meanwhile the client keeps its previous state.
+        """
+        if client.closing:
+            return
+        self._cancelTimer(client)
+        self.replayer.prepare(client, _compact(filters), resumeAfter)
 
     def register(self, client, filters):
         """
@@ -333,6 +399,10 @@ class Broadcaster:
         self._write(client, self.prepare(messages.registered(filters)))
         if client.closing:
             return
+        if client.replay is not None:
+            # Replaying: the replay goes on with the new filters and makes the client live.
+            log.debug("WebSocket client {peer} changed filters while replaying", peer=client.peer)
+            return
         if first:
             self.unregistered.pop(client, None)
             pending, client.pending = client.pending, None
@@ -345,20 +415,93 @@ class Broadcaster:
                         if client.closing:
                             return
         self.index.add(client, filters)
+        self._startCursors()
         log.debug(
             "WebSocket client {peer} registered with filters {filters}",
             peer=client.peer,
             filters=filters.to_json(),
         )
 
+    # -- resuming (called by the Replayer) ---------------------------------------------
+
+    def _startReplay(self, client, filters, resume):
+        """
+        A resume was accepted: reply C{registered} (with C{resume}'s keys) and take the client
+        out of the live fan-out until its replay catches up.  Returns whether it is still open.
+        """
+        if client.closing:
+            return False
+        self._cancelTimer(client)
+        client.filters = filters
+        self.index.remove(client)
+        self.unregistered.pop(client, None)
+        client.pending = None  # the replay covers what was queued
+        if client.unlogged:
+            self._logDropped(client)
+        self._write(client, self.prepare(messages.registered(filters, resume)))
+        return not client.closing
+
+    def _replayDone(self, client):
+        """
+        The replay sent everything the window holds: the client is live from this turn on.
+        """
+        if client.closing:
+            return
+        client.cursorAt = None
+        self.index.add(client, client.filters)
+        self._startCursors()
+
+    def _resumeRefused(self, client, code, text, field=None):
+        """
+        A resume cannot be served: say why; the client keeps its previous state (and an
+        unregistered one has C{registration_timeout} again to register).
+        """
+        if client.closing:
+            return
+        self._error(client, code, text, field)
+        if client.filters is None and client.timer is None and not client.closing:
+            client.timer = self.clock.callLater(self.registration_timeout, self._expire, client)
+
+    def _replayOverrun(self, client):
+        """
+        The replay fell out of the window (the client read too slowly) and there is no store
+        to read from: close it; it reconnects and is told about the gap.
+        """
+        self.closed_queue_full += 1
+        log.warn(
+            "Closing WebSocket client {peer}: its replay fell more than history_size ({size}) "
+            "events behind",
+            peer=client.peer,
+            size=self.history.size,
+        )
+        self._error(
+            client,
+            messages.REPLAY_OVERRUN,
+            "the replay fell behind the events this server keeps (history_size {}); reconnect with "
+            "resume_after set to your last event id".format(self.history.size),
+        )
+        self._close(client, messages.CLOSE_QUEUE_FULL, messages.REASON_REPLAY_OVERRUN)
+
+    def _replayFailed(self, client):
+        """
+        A bug stopped the client's replay (logged): close it (1011) rather than leave it
+        neither replaying nor live; it reconnects with resume_after.
+        """
+        self._error(client, messages.INTERNAL_ERROR, "the replay failed; reconnect with resume_after")
+        self._close(client, messages.CLOSE_INTERNAL_ERROR, messages.REASON_REPLAY_FAILED)
+
     # -- fan-out ---------------------------------------------------------------------
 
-    def broadcast(self, events):
+    def broadcast(self, events, cursor=None):
         """
         Hand each event to every client whose filters match (registered) and to every
-        unregistered client's queue, synchronously.  An event nobody takes is not serialised.
+        unregistered client's queue, synchronously, and keep it in the history.  Without
+        history, an event nobody takes is not serialised.  C{cursor} is the batch's end
+        position (a batch may be empty and still move it).
         """
-        if not self.clients:
+        history = self.history
+        if not self.clients and history is None:
+            self._advance(_idOf(events[-1]) if events else None, cursor)
             return
         index = self.index
         unregistered = self.unregistered
@@ -369,14 +512,17 @@ class Broadcaster:
             try:
                 keys = event_keys(message)
                 targets = index.match(keys) if len(index) else ()
-                if not targets and not unregistered:
+                if not targets and not unregistered and history is None:
                     continue
-                event = _Event(message.get("id"), keys, prepare(encode(message)))
+                event = Event(message.get("id"), keys, prepare(encode(message)))
             except Exception:
                 log.failure("Cannot send event {id} to WebSocket clients", id=_idOf(message))
                 continue
+            if history is not None:
+                history.append(event)
             frame = event.frame
             for client in targets:
+                client.active = True
                 if client.paused or client.backlog is not None:
                     self._hold(client, event)
                     continue
@@ -395,11 +541,28 @@ class Broadcaster:
                     self._dropped(client)
                 pending.append(event)
         self.delivered += delivered
+        if history is not None:
+            history.advance(cursor)
+        self._advance(_idOf(events[-1]) if events else None, cursor)
+
+    def _advance(self, lastId, cursor):
+        """
+        Move L{position} to the newest of the batch's last event id and its cursor.
+        """
+        first = self.position is None
+        position = self.position
+        for candidate in (lastId, cursor):
+            if isPosition(candidate) and (position is None or candidate > position):
+                position = candidate
+        self.position = position
+        if first and position is not None:
+            self.replayer.headKnown()
 
     def _hold(self, client, event):
         """
         Send C{event} to a registered client now, or hold it while the client is paused.
         """
+        client.active = True
         if client.paused or client.backlog is not None:
             self._enqueue(client, event)
             return
@@ -449,7 +612,7 @@ class Broadcaster:
         try:
             while backlog and not client.paused:
                 item = backlog.popleft()
-                if item.__class__ is _Event:
+                if item.__class__ is Event:
                     connection.send(item.frame)
                     delivered += 1
                 else:
@@ -463,6 +626,8 @@ class Broadcaster:
             client.backlog = None
         if not client.paused:
             connection.resumeReading()
+            if client.replay is not None:
+                self.replayer.wake(client.replay)
 
     # -- limits ------------------------------------------------------------------------
 
@@ -565,6 +730,7 @@ class Broadcaster:
         client.closing = True
         self.unregistered.pop(client, None)
         self.index.remove(client)
+        self.replayer.cancel(client)
         self._cancelTimer(client)
         client.pending = client.backlog = None
 
@@ -572,6 +738,46 @@ class Broadcaster:
         timer, client.timer = client.timer, None
         if timer is not None and timer.active():
             timer.cancel()
+
+    # -- cursor messages ---------------------------------------------------------------
+
+    def _startCursors(self):
+        """
+        Start the one timer that sends ``cursor`` messages (once a client is live).
+        """
+        if self._cursorLoop is not None or not self.cursor_interval or self._stopping:
+            return
+        loop = self._cursorLoop = LoopingCall(self._cursorTick)
+        loop.clock = self.clock
+        loop.start(self.cursor_interval, now=False)
+
+    def _stopCursors(self):
+        loop, self._cursorLoop = self._cursorLoop, None
+        if loop is not None and loop.running:
+            loop.stop()
+
+    def _cursorTick(self):
+        """
+        Tell each live client that received no event since the last tick, and has not been
+        told this position yet, how far the server has got.  One frame for all of them.
+        """
+        position = self.position
+        if position is None:
+            return
+        frame = None
+        try:
+            for client in self.index:
+                if client.active:
+                    client.active = False
+                    continue
+                if client.cursorAt == position or client.paused or client.backlog is not None or client.closing:
+                    continue
+                if frame is None:
+                    frame = self.prepare(messages.cursor(position))
+                client.cursorAt = position
+                self._write(client, frame)
+        except Exception:
+            log.failure("Cannot send cursor messages to WebSocket clients")
 
     # -- shutdown --------------------------------------------------------------------
 
@@ -581,6 +787,8 @@ class Broadcaster:
         firing once all are gone, or after C{timeout} seconds, when the rest are aborted.
         """
         self._stopping = True
+        self.replayer.stop()
+        self._stopCursors()
         for client in list(self.clients):
             if not client.closing:
                 self._close(client, messages.CLOSE_GOING_AWAY, messages.REASON_GOING_AWAY)

@@ -5,6 +5,10 @@ It listens with Autobahn on a Twisted endpoint; L{Broadcaster} owns the clients.
 fans a whole batch out synchronously and acknowledges at once: the batch is then in the
 clients' queues.  What a slow client cannot take is dropped for that client alone (see
 docs/websocket.md), never held against the pipeline.
+
+Recent events are kept for clients that resume after a reconnect; when the pipeline also stores
+its events durably (PostgreSQL), the daemon hands that store to L{SaveToWebSocket.attachHistory}
+and older positions are replayed from it.
 """
 
 from twisted.internet.defer import gatherResults, maybeDeferred, succeed
@@ -64,6 +68,16 @@ class SaveToWebSocket:
             "allowed_origins": Field(
                 ListOf(String(nonEmpty=True)), [], "accepted browser Origin headers (exact); empty: any"
             ),
+            "history_size": Field(
+                Integer(0), 10000, "recent events kept for clients that resume (0: no resume)"
+            ),
+            "history_ledgers": Field(
+                Integer(0), 0, "keep only the events of the newest N ledgers too (0: no ledger bound)"
+            ),
+            "max_replay": Field(Integer(1), 100000, "most events one resume may replay; larger ones are refused"),
+            "cursor_interval": Field(
+                Number(0), 30, "seconds between cursor messages to clients that got no event (0: none)"
+            ),
         }
     )
 
@@ -84,6 +98,11 @@ class SaveToWebSocket:
         max_message_size=65536,
         max_connections=10000,
         allowed_origins=(),
+        history_size=10000,
+        history_ledgers=0,
+        max_replay=100000,
+        cursor_interval=30,
+        replay_options=None,
         open_timeout=5.0,
         close_timeout=2.0,
         shutdown_timeout=5.0,
@@ -109,6 +128,11 @@ class SaveToWebSocket:
             max_queue_size=max_queue_size,
             registration_timeout=registration_timeout,
             max_connections=max_connections,
+            history_size=history_size,
+            history_ledgers=history_ledgers,
+            max_replay=max_replay,
+            cursor_interval=cursor_interval,
+            replay_options=replay_options,
         )
         self.factory.broadcaster = self.broadcaster
         self.listeningPort = None
@@ -143,8 +167,15 @@ class SaveToWebSocket:
 
         return d.addCallbacks(listening, failed)
 
+    def attachHistory(self, store):
+        """
+        Replay positions older than the in-memory window from C{store} (an L{IEventHistory}:
+        the pipeline's PostgreSQL table).  Called by the daemon when building the pipeline.
+        """
+        self.broadcaster.attachHistory(store)
+
     def consume(self, batch):
-        self.broadcaster.broadcast(batch.messages)
+        self.broadcaster.broadcast(batch.messages, batch.cursor)
         return succeed(None)
 
     def stop(self):

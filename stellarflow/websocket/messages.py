@@ -4,7 +4,9 @@ The messages the WebSocket server sends besides events, and its close codes.
 Every reply is one JSON text frame.  ``welcome`` and ``registered`` follow the streaming guide
 word for word (clients match on their text); ``error`` is ours: ``{"type": "error", "error":
 <code>, "message": <text>}`` (plus ``field`` for a bad filter field).  Events are the pipeline's
-messages, unchanged, so each keeps its ``id``.
+messages, unchanged, so each keeps its ``id``: the resume token a client sends back as
+``resume_after``.  ``cursor`` (``{"type": "cursor", "cursor": <position>}``) tells a client whose
+filters match rarely how far the server has got.
 """
 
 import json
@@ -31,6 +33,8 @@ REGISTERED_TEXT = "Registration successful, processing queued events"
 # -- close codes ---------------------------------------------------------------
 #: The server is stopping (RFC 6455 "going away").
 CLOSE_GOING_AWAY = 1001
+#: The server hit an unexpected condition (RFC 6455 "internal error").
+CLOSE_INTERNAL_ERROR = 1011
 #: A frame or message was larger than ``max_message_size`` (sent by Autobahn).
 CLOSE_MESSAGE_TOO_BIG = 1009
 #: No ``register`` within ``registration_timeout`` seconds (private-use range: 4000 + HTTP 408).
@@ -41,6 +45,8 @@ CLOSE_QUEUE_FULL = 4029
 REASON_GOING_AWAY = "server shutting down"
 REASON_REGISTRATION_TIMEOUT = "registration timeout"
 REASON_QUEUE_FULL = "message queue full"
+REASON_REPLAY_OVERRUN = "replay fell behind"
+REASON_REPLAY_FAILED = "replay failed"
 
 # -- error codes ---------------------------------------------------------------
 INVALID_JSON = "invalid_json"
@@ -52,6 +58,14 @@ UNKNOWN_MESSAGE_TYPE = "unknown_message_type"
 REGISTRATION_TIMEOUT = "registration_timeout"
 QUEUE_FULL = "queue_full"
 INTERNAL_ERROR = "internal_error"
+# resuming (register with resume_after)
+INVALID_RESUME_AFTER = "invalid_resume_after"
+RESUME_AFTER_AHEAD = "resume_after_ahead"
+REPLAY_TOO_LARGE = "replay_too_large"
+RESUME_IN_PROGRESS = "resume_in_progress"
+RESUME_NOT_AVAILABLE = "resume_not_available"
+HISTORY_UNAVAILABLE = "history_unavailable"
+REPLAY_OVERRUN = "replay_overrun"
 
 
 def encode(obj):
@@ -102,11 +116,12 @@ def welcome():
     return encode(WELCOME)
 
 
-def registered(filters):
+def registered(filters, resume=None):
     """
     The reply to a ``register``: the guide's text and the normalised filters; when some
     ``types`` are unknown (they match nothing) they are listed in ``unknown_types`` with a
-    human-readable ``warnings`` entry.
+    human-readable ``warnings`` entry.  For a register with ``resume_after``, C{resume} is a
+    dict of the keys to add (``resume_after``, ``resumed`` and, when not resumed, ``gap``).
     """
     reply = {"type": "registered", "message": REGISTERED_TEXT, "filters": filters.to_json()}
     unknown = list(filters.unknown_types)
@@ -117,7 +132,16 @@ def registered(filters):
                 ", ".join(shown(t) for t in unknown), ", ".join(sorted(KNOWN_TYPES))
             )
         ]
+    if resume:
+        reply.update(resume)
     return encode(reply)
+
+
+def cursor(position):
+    """
+    The position the server has processed up to: every matching event up to it was sent before.
+    """
+    return encode({"type": "cursor", "cursor": position})
 
 
 def error(code, message, field=None):

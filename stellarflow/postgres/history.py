@@ -1,0 +1,307 @@
+"""
+The events table read back in id order: the durable history that WebSocket clients resume from
+when their position is older than the server's in-memory window.
+
+Reads are paged (``WHERE id > %s ORDER BY id LIMIT n``: a walk along the primary key, which the
+planner picks even before the table has statistics; rows past the requested end are dropped
+here) on a connection of their own, so a replay never waits behind the consumer's writes, nor
+they behind it.  Each event comes back as the exact bytes the WebSocket server streamed: the ``message``
+column (schema version 2).  Rows written before that version are rebuilt from their columns
+(L{messageFromRow}); events PostgreSQL refused are read from the dead-letter table, where the
+whole message is kept as JSON text.
+
+A page also says whether the table is I{complete} up to the requested position: the pipeline's
+checkpoint is committed with the events it covers, so a checkpoint at or after that position
+means no event up to it is still waiting to be written.  Page and checkpoint are read by one
+statement (one snapshot), so they agree; one statement is also one round trip per page.
+"""
+
+import datetime
+
+from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from stellarflow.interfaces import IEventHistory
+from stellarflow.postgres import dsn as dsnlib
+from stellarflow.postgres.consumer import _closeQuietly, _Connection
+from stellarflow.postgres.rows import messageJSON
+
+log = Logger()
+
+
+class HistoryUnavailable(Exception):
+    """
+    The history could not be read (no connection, a query failed); the text has no secrets.
+    """
+
+
+#: Only ids in the event id / cursor format take part (a stray id cannot become the floor).
+_POSITION_PATTERN = "^[0-9]{19}-[0-9]{10}$"
+
+#: Columns a row written before the ``message`` column is rebuilt from, in message key order.
+_LEGACY_COLUMNS = (
+    "id", "ledger", "ledger_closed_at", "transaction_hash", "contract_id", "operation_index",
+    "transaction_index", "in_successful_contract_call", "event_kind", "type", "topics", "data",
+    "event_type", "from_account", "to_account", "account_ids", "asset_code", "asset_issuer",
+    "amount::text", "amount_raw::text", "asset_verified", "to_muxed_id", "decode_error", "extra",
+)
+_ENVELOPE_KEYS = (
+    "id", "ledger", "ledger_closed_at", "transaction_hash", "contract_id", "operation_index",
+    "transaction_index", "in_successful_contract_call", "event_kind",
+)
+_TOKEN_KEYS = (
+    "event_type", "from", "to", "account_ids", "asset_code", "asset_issuer", "amount",
+    "amount_raw", "asset_verified", "to_muxed_id",
+)
+
+
+def formatTime(value):
+    """
+    A ``timestamptz`` as the RPC writes ``ledgerClosedAt``: RFC 3339 in UTC with ``Z``, whole
+    seconds unless there is a fraction.
+    """
+    if value is None:
+        return None
+    value = value.astimezone(datetime.timezone.utc)
+    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    if value.microsecond:
+        text += (".%06d" % value.microsecond).rstrip("0")
+    return text + "Z"
+
+
+def messageFromRow(row):
+    """
+    Rebuild the message of a row written before schema version 2 (C{row} in
+    L{_LEGACY_COLUMNS} order), in the processor's key order.
+
+    Best effort: the columns do not keep everything.  ``ledger_closed_at`` comes back in the
+    RPC's usual ``...T18:01:10Z`` form, and objects inside ``topics``/``data`` in JSONB's key
+    order; token keys are present when ``event_type`` is set (as the processor does).
+    """
+    (id_, ledger, closed, txhash, contract, opIndex, txIndex, success, kind, type_, topics, data,
+     eventType, sender, receiver, accounts, code, issuer, amount, amountRaw, verified, muxed,
+     decodeError, extra) = row
+    message = {"type": type_ if type_ is not None else "contract_event"}
+    values = (id_, ledger, formatTime(closed), txhash, contract, opIndex, txIndex, success, kind)
+    message.update(zip(_ENVELOPE_KEYS, values))
+    message["topics"] = topics if topics is not None else []
+    message["data"] = data
+    if eventType is not None:
+        message.update(
+            zip(
+                _TOKEN_KEYS,
+                (eventType, sender, receiver, accounts, code, issuer, amount, amountRaw, verified, muxed),
+            )
+        )
+    if decodeError is not None:
+        message["decode_error"] = decodeError
+    if extra:
+        message.update(extra)
+    return message
+
+
+@implementer(IEventHistory)
+class PostgresHistory:
+    """
+    Reads one pipeline's events table in id order (see L{IEventHistory}).
+
+    @param names: the L{TableNames} of the store.
+    @param pipeline: the pipeline whose checkpoint and dead letters are read.
+    """
+
+    def __init__(self, reactor, dsn, names, pipeline, connect_timeout=10.0, query_timeout=60.0, secrets=()):
+        self.reactor = reactor
+        self.dsn = dsn
+        self.names = names
+        self.pipeline = pipeline
+        self.connectTimeout = connect_timeout
+        self.queryTimeout = query_timeout
+        self.where = dsnlib.describe(dsn)
+        self._secrets = tuple(s for s in tuple(secrets) + dsnlib.secretsOf(dsn) if s)
+        self._conn = None
+        self._connecting = None
+        self._closed = False
+        events, rejected = names.events, names.rejected
+        self._oldestSQL = (
+            "SELECT least("
+            "(SELECT id FROM {e} WHERE id ~ %(p)s ORDER BY id LIMIT 1), "
+            "(SELECT id FROM {r} WHERE pipeline = %(pipeline)s AND id ~ %(p)s ORDER BY id LIMIT 1))"
+        ).format(e=events, r=rejected)
+        # Among the first `limit` ids after `after`, those up to `upto`: min(limit, the count).
+        self._countSQL = (
+            "SELECT (SELECT count(*) FROM (SELECT id FROM {e} WHERE id > %(after)s "
+            "ORDER BY id LIMIT %(limit)s) s WHERE s.id <= %(upto)s), "
+            "(SELECT count(*) FROM {r} WHERE pipeline = %(pipeline)s AND id > %(after)s AND id <= %(upto)s)"
+        ).format(e=events, r=rejected)
+        # The page, the dead letters in its range, and the checkpoint (the row with a NULL id).
+        self._pageSQL = (
+            "(SELECT id, message FROM {e} WHERE id > %(after)s ORDER BY id LIMIT %(limit)s) "
+            "UNION ALL (SELECT id, message FROM {r} WHERE pipeline = %(pipeline)s AND id > %(after)s "
+            "AND id <= %(upto)s ORDER BY id LIMIT %(limit)s) "
+            "UNION ALL (SELECT NULL, cursor FROM {c} WHERE pipeline = %(pipeline)s)"
+        ).format(e=events, r=rejected, c=names.checkpoints)
+        self._legacySQL = "SELECT {} FROM {} WHERE id = ANY(%s) ORDER BY id".format(
+            ", ".join(_LEGACY_COLUMNS), events
+        )
+
+    def __repr__(self):
+        return "<PostgresHistory {} table {}>".format(self.where, self.names.events)
+
+    # -- IEventHistory -----------------------------------------------------------------
+
+    def oldest(self):
+        return self._run(self._oldest)
+
+    def count(self, after, upto, limit):
+        return self._run(self._count, after, upto, limit)
+
+    def read(self, after, upto, limit):
+        return self._run(self._read, after, upto, limit)
+
+    @inlineCallbacks
+    def _oldest(self, cursor):
+        yield cursor.execute(self._oldestSQL, {"p": _POSITION_PATTERN, "pipeline": self.pipeline})
+        return cursor.fetchall()[0][0]
+
+    @inlineCallbacks
+    def _count(self, cursor, after, upto, limit):
+        yield cursor.execute(
+            self._countSQL, {"after": after, "upto": upto, "limit": limit, "pipeline": self.pipeline}
+        )
+        stored, rejected = cursor.fetchall()[0]
+        return min(limit, stored + rejected)
+
+    @inlineCallbacks
+    def _read(self, cursor, after, upto, limit):
+        yield cursor.execute(
+            self._pageSQL, {"after": after, "upto": upto, "limit": limit, "pipeline": self.pipeline}
+        )
+        rows = cursor.fetchall()
+        position = None
+        if rows and rows[-1][0] is None:
+            position = rows.pop()[1]
+        rows = [row for row in rows if row[0] <= upto]
+        legacy = [id_ for id_, message in rows if message is None]
+        rebuilt = {}
+        if legacy:
+            yield cursor.execute(self._legacySQL, (legacy,))
+            for row in cursor.fetchall():
+                rebuilt[row[0]] = messageJSON(messageFromRow(row))
+        events = [(id_, (message if message is not None else rebuilt[id_]).encode("utf-8")) for id_, message in rows]
+        # Dead letters follow the page: merge them in (a sorted run costs one pass), keep the first.
+        events.sort(key=_first)
+        del events[limit:]
+        complete = position is not None and position >= upto
+        return events, complete
+
+    # -- connection ----------------------------------------------------------------------
+
+    def close(self):
+        """
+        Close the connection (the consumer stops); later reads fail.
+        """
+        self._closed = True
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            _closeQuietly(conn)
+        if self._connecting is not None:
+            _closeQuietly(self._connecting[0])
+
+    def _connection(self):
+        """
+        A Deferred firing with an open connection: the current one, or a new one.
+        """
+        if self._closed:
+            raise HistoryUnavailable("the PostgreSQL history of {} is closed".format(self.where))
+        if self._conn is not None:
+            return succeed(self._conn)
+        if self._connecting is not None:
+            waiter = Deferred()
+            self._connecting[1].append(waiter)
+            return waiter
+        conn = _Connection(reactor=self.reactor)
+        conn.onLost = self._lost
+        waiters = []
+        self._connecting = (conn, waiters)
+        timer = self.reactor.callLater(self.connectTimeout, _closeQuietly, conn)
+        d = conn.connect(self.dsn)
+
+        def connected(_):
+            if self._closed:
+                raise HistoryUnavailable("the PostgreSQL history of {} is closed".format(self.where))
+            self._conn = conn
+            return conn
+
+        def finished(result):
+            if timer.active():
+                timer.cancel()
+            self._connecting = None
+            if self._conn is not conn:
+                _closeQuietly(conn)
+            for waiter in waiters:
+                waiter.callback(result) if self._conn is conn else waiter.errback(result)
+            return result
+
+        return d.addCallback(connected).addBoth(finished)
+
+    def _lost(self, conn, error):
+        if conn is self._conn:
+            self._conn = None
+        _closeQuietly(conn)
+
+    def _run(self, work, *args):
+        """
+        Run C{work(cursor, *args)} on the connection (one at a time); a failure drops the
+        connection (the next call opens a new one) and is passed on as L{HistoryUnavailable}.
+        """
+        try:
+            d = self._connection()
+        except Exception as e:
+            return fail(HistoryUnavailable(str(e)))
+
+        def connected(conn):
+            result = conn.lock.run(self._statements, conn, work, *args)
+
+            def dropped(f):
+                if conn is self._conn:
+                    self._conn = None
+                _closeQuietly(conn)
+                return f
+
+            return result.addErrback(dropped)
+
+        def failed(f):
+            raise HistoryUnavailable(
+                "PostgreSQL at {}: {}".format(self.where, dsnlib.scrub(_text(f.value), self._secrets))
+            )
+
+        return d.addCallback(connected).addErrback(failed)
+
+    @inlineCallbacks
+    def _statements(self, conn, work, *args):
+        """
+        Run C{work(cursor, *args)}: single statements (the connection is in autocommit), the
+        whole bounded by C{query_timeout}, past which the connection is closed.
+        """
+        timer = self.reactor.callLater(self.queryTimeout, _closeQuietly, conn)
+        try:
+            result = yield work(conn.cursor(), *args)
+            return result
+        finally:
+            if timer.active():
+                timer.cancel()
+
+
+def _first(pair):
+    return pair[0]
+
+
+def _text(error):
+    """
+    An error as one line (PostgreSQL's primary message when there is one).
+    """
+    diag = getattr(error, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    text = primary or str(error).strip() or type(error).__name__
+    return " ".join(text.split())
