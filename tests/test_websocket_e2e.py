@@ -238,6 +238,8 @@ class ConsumerTests(SynchronousTestCase):
                 "ping_interval": 30,
                 "pong_timeout": 60,
                 "registration_timeout": 10,
+                "tls_certificate": "",
+                "tls_key": "",
                 "history_size": 10000,
                 "history_ledgers": 0,
                 "max_replay": 100000,

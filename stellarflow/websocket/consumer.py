@@ -12,15 +12,16 @@ and older positions are replayed from it.
 """
 
 from twisted.internet.defer import gatherResults, maybeDeferred, succeed
-from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from zope.interface import implementer, provider
 
 from stellarflow.interfaces import IComponentFactory, IConsumer
-from stellarflow.schema import Field, Integer, ListOf, Number, Schema, String
+from stellarflow.schema import Field, Integer, ListOf, Number, Schema, String, join
 from stellarflow.websocket.broadcaster import Broadcaster
 from stellarflow.websocket.protocol import BroadcastServerFactory
+from stellarflow.websocket.tls import TLSConfigError, serverOptions
 
 
 class ListenError(Exception):
@@ -35,6 +36,22 @@ def _path(value):
     if "?" in value or "#" in value or " " in value:
         return "a path without query, fragment or spaces"
     return None
+
+
+def _checkTLS(config, path, problems):
+    """
+    wss:// needs both files, readable, holding a matching certificate and key.
+    """
+    cert, key = config["tls_certificate"], config["tls_key"]
+    if bool(cert) != bool(key):
+        missing = "tls_key" if cert else "tls_certificate"
+        problems.add(join(path, missing), "missing; expected it beside {}".format("tls_certificate" if cert else "tls_key"))
+        return
+    if cert:
+        try:
+            serverOptions(cert, key)
+        except TLSConfigError as e:
+            problems.add(join(path, "tls_certificate"), str(e))
 
 
 @provider(IComponentFactory)
@@ -78,12 +95,37 @@ class SaveToWebSocket:
             "cursor_interval": Field(
                 Number(0), 30, "seconds between cursor messages to clients that got no event (0: none)"
             ),
-        }
+            "tls_certificate": Field(
+                String(), "", "PEM file: the server certificate, then its chain; serves wss:// (with tls_key)"
+            ),
+            "tls_key": Field(String(), "", "PEM file: the certificate's private key (unencrypted)"),
+        },
+        check=_checkTLS,
     )
 
     @classmethod
     def fromConfig(cls, config, context):
         return cls(context.reactor, **config)
+
+    def stats(self):
+        """
+        Counters for /metrics (names as in docs/operations.md).
+        """
+        b = self.broadcaster.stats()
+        return {
+            "clients_connected": b["connected"],
+            "clients_registered": b["registered"],
+            "connections_total": b["connections"],
+            "messages_delivered_total": b["delivered"],
+            "messages_dropped_total": b["dropped"],
+            "queue_full_closes_total": b["closed_queue_full"],
+            "errors_sent_total": b["errors_sent"],
+            "clients_replaying": b["replaying"],
+            "replays_total": b["replays"],
+            "replays_refused_total": b["replays_refused"],
+            "events_replayed_total": b["replayed"],
+            "history_events": b["history_events"],
+        }
 
     def __init__(
         self,
@@ -103,11 +145,15 @@ class SaveToWebSocket:
         max_replay=100000,
         cursor_interval=30,
         replay_options=None,
+        tls_certificate="",
+        tls_key="",
         open_timeout=5.0,
         close_timeout=2.0,
         shutdown_timeout=5.0,
     ):
         self.reactor = reactor
+        self.tls = serverOptions(tls_certificate, tls_key) if tls_certificate else None
+        self.scheme = "wss" if self.tls else "ws"
         self.port = int(port)
         self.path = path
         self.host = host
@@ -135,6 +181,7 @@ class SaveToWebSocket:
             replay_options=replay_options,
         )
         self.factory.broadcaster = self.broadcaster
+        self.factory.isSecure = self.tls is not None
         self.listeningPort = None
 
     @property
@@ -150,6 +197,8 @@ class SaveToWebSocket:
         # A deep accept backlog: Twisted's default of 50 makes a burst of reconnecting clients
         # (after a restart, say) wait for SYN retransmissions, one second and more each.
         backlog = min(self.backlog, max(50, self.broadcaster.max_connections))
+        if self.tls is not None:
+            return SSL4ServerEndpoint(self.reactor, self.port, self.tls, backlog=backlog, interface=self.host)
         if ":" in self.host:
             return TCP6ServerEndpoint(self.reactor, self.port, backlog=backlog, interface=self.host)
         return TCP4ServerEndpoint(self.reactor, self.port, backlog=backlog, interface=self.host)
@@ -159,7 +208,12 @@ class SaveToWebSocket:
 
         def listening(port):
             self.listeningPort = port
-            self.log.info("WebSocket server listening on ws://{address}{path}", address=self.address, path=self.path)
+            self.log.info(
+                "WebSocket server listening on {scheme}://{address}{path}",
+                scheme=self.scheme,
+                address=self.address,
+                path=self.path,
+            )
 
         def failed(f):
             f.trap(CannotListenError)
