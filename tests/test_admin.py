@@ -117,3 +117,52 @@ class ScrapeTests(TestCase):
         self.assertEqual(response.code, 503)
         body = json.loads((yield response.text()))
         self.assertEqual(body["pipelines"]["one"]["reasons"], ["source is not polling"])
+
+
+class DocumentedMetricsTests(TestCase):
+    """
+    Every metric docs/operations.md lists is served, scraped over HTTP from a daemon with the
+    real WebSocket and PostgreSQL consumers and the RPC source.
+    """
+
+    timeout = 30
+
+    @inlineCallbacks
+    def test_documentedMetricsServed(self):
+        import os
+        import re
+
+        from stellarflow.postgres.testing import TemporarySchema, testDSN
+        from stellarflow.testing.rpcserver import StellarRPCResource, serve
+        from tests.helpers import REPO
+        from tests.test_websocket_e2e import cancelAutobahnTimers, until
+
+        schema = TemporarySchema(self)
+        server = StellarRPCResource(reactor, seed=5, events_per_ledger=3, first_ledger=7000, history=50)
+        rpcPort = yield serve(0, server, reactor=reactor)
+        self.addCleanup(server.stop_serving)
+        text = (
+            "state_dir: {state}\n"
+            "admin: {{port: 0}}\n"
+            "source: {{type: RPCSourceAdapter, config: {{rpc_url: 'http://127.0.0.1:{rpc}', network: testnet, start_ledger: 7000, poll_interval: 0.2}}}}\n"
+            "consumers:\n"
+            "  - {{type: SaveToWebSocket, config: {{host: 127.0.0.1, port: 0}}}}\n"
+            "  - {{type: SaveToPostgreSQL, config: {{dsn: '{dsn}', schema: {schema}}}}}\n"
+        ).format(state=self.mktemp(), rpc=rpcPort, dsn=testDSN(), schema=schema.name)
+        daemon = Daemon(parse(text, "m.yaml", {}), reactor)
+        daemon.startService()
+        self.addCleanup(cancelAutobahnTimers)
+        self.addCleanup(daemon.stopService)
+        pipeline = daemon.pipelines[0]
+        yield until(lambda: pipeline.committed is not None and pipeline.delivered > 0, timeout=20)
+        admin = [s for s in daemon if s not in daemon.pipelines][0]
+        treq = httpClient(self)
+        response = yield treq.get("http://127.0.0.1:{}/metrics".format(admin.listening.getHost().port))
+        body = yield response.text()
+        with open(os.path.join(REPO, "docs", "operations.md")) as f:
+            documented = re.findall(r"^\| `(stellarflow_[a-z_]+)` \|", f.read(), re.M)
+        self.assertGreater(len(documented), 20)
+        served = set(re.findall(r"^(stellarflow_[a-z_]+)\{", body, re.M))
+        self.assertEqual(sorted(set(documented) - served), [])
+        self.assertRegex(body, r'stellarflow_consumer_inserted_total\{consumer="SaveToPostgreSQL\[1\]",pipeline="default"\} [1-9]')
+        self.assertRegex(body, r'stellarflow_source_events_total\{pipeline="default"\} [1-9]')

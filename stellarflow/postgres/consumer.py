@@ -241,6 +241,8 @@ class SaveToPostgreSQL:
         ).format(self.names.checkpoints)
 
         self.pending = 0
+        self.transactions = 0
+        self.connectRetries = 0
         self.inserted = 0
         self.duplicates = 0
         self.rejected = 0
@@ -414,6 +416,7 @@ class SaveToPostgreSQL:
         if self._stopping:
             return
         self.connectFailures += 1
+        self.connectRetries += 1
         delay = self.backoff.next()
         self._reconnectCall = self.reactor.callLater(delay, self._connect)
         self.log.warn(
@@ -680,6 +683,7 @@ class SaveToPostgreSQL:
         self.backoff.reset()
         count = sum(e.count for e in entries)
         self.pending -= count
+        self.transactions += 1
         self.inserted += inserted
         self.rejected += len(rejects)
         self.duplicates += count - inserted - len(rejects)
@@ -722,6 +726,20 @@ class SaveToPostgreSQL:
             self._written.popitem(last=False)
 
     # -- checkpoints -----------------------------------------------------------
+
+    def stats(self):
+        """
+        Counters for /metrics (names as in docs/operations.md).
+        """
+        return {
+            "batches_total": self.transactions,
+            "inserted_total": self.inserted,
+            "duplicates_total": self.duplicates,
+            "rejected_total": self.rejected,
+            "connect_retries_total": self.connectRetries,
+            "pending_events": self.pending + sum(e.count for e in self._parked),
+            "connected": self.ready,
+        }
 
     @inlineCallbacks
     def load(self, pipeline):
