@@ -79,6 +79,7 @@ TOKEN_EVENT_TYPES = frozenset([
 ])
 #: Type names this pipeline produces; others are accepted but match nothing.
 KNOWN_TYPES = frozenset(["contract_event", "payment"]) | TOKEN_EVENT_TYPES
+_EMPTY = frozenset()
 KNOWN_FIELDS = ("types", "account_ids", "asset_codes", "min_amount")
 #: The asset key of the native asset (lumens).
 NATIVE = ("XLM", None)
@@ -123,7 +124,10 @@ def _show(value):
     return text
 
 
-def _json_type(value):
+def jsonType(value):
+    """
+    The JSON name of a decoded value's type, for error messages.
+    """
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -189,9 +193,13 @@ class Filters:
     min_amount: Decimal | None = None
 
     def __post_init__(self):
+        # Empty fields share one empty frozenset: CPython has no empty-frozenset singleton,
+        # and each would otherwise cost 216 bytes per registered client.
         for name in ("types", "account_ids", "asset_codes"):
             value = getattr(self, name)
-            if not isinstance(value, frozenset):
+            if not value:
+                object.__setattr__(self, name, _EMPTY)
+            elif not isinstance(value, frozenset):
                 object.__setattr__(self, name, frozenset(value))
 
     @property
@@ -243,7 +251,7 @@ def _string_list(obj, name, errors):
     if not isinstance(value, list):
         errors.append(FilterError(
             "invalid_field_type",
-            "filters.%s must be an array of strings, not %s" % (name, _json_type(value)),
+            "filters.%s must be an array of strings, not %s" % (name, jsonType(value)),
             name))
         return None
     if len(value) > MAX_LIST_ENTRIES:
@@ -258,7 +266,7 @@ def _string_list(obj, name, errors):
         errors.append(FilterError(
             "invalid_field_type",
             "filters.%s must contain only strings; bad entries: %s" % (
-                name, ", ".join("[%d] %s (%s)" % (i, _show(v), _json_type(v))
+                name, ", ".join("[%d] %s (%s)" % (i, _show(v), jsonType(v))
                                 for i, v in bad[:10])
                 + (" and %d more" % (len(bad) - 10) if len(bad) > 10 else "")),
             name))
@@ -355,7 +363,7 @@ def _parse_min_amount(obj, errors):
         errors.append(FilterError(
             "invalid_field_type",
             "filters.min_amount must be a decimal string (or number), not %s"
-            % _json_type(value),
+            % jsonType(value),
             "min_amount"))
         return None
     try:
@@ -401,7 +409,7 @@ def parse_filters(obj):
         return Filters()
     if not isinstance(obj, dict):
         raise FilterError(
-            "invalid_filters", "filters must be an object, not %s" % _json_type(obj))
+            "invalid_filters", "filters must be an object, not %s" % jsonType(obj))
     errors = []
     for name in obj:
         if name in KNOWN_FIELDS:
