@@ -12,22 +12,31 @@ import os
 from twisted.trial.unittest import FailTest, SkipTest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FIXTURES = os.path.normpath(os.path.join(REPO_ROOT, "..", "shared", "fixtures"))
+SHARED = os.path.normpath(os.path.join(REPO_ROOT, "..", "shared"))
+FIXTURES = os.path.join(SHARED, "fixtures")
 
 
-def fixture_path(*parts):
+def shared_path(*parts):
     """
-    The absolute path of ``../shared/fixtures/<parts...>`` relative to the repository root.
+    The absolute path of ``../shared/<parts...>`` relative to the repository root (the guide,
+    the recorded fixtures).
 
     @raise SkipTest: it does not exist (outside CI).
     @raise FailTest: it does not exist and ``CI`` is ``"true"``.
     """
-    path = os.path.join(FIXTURES, *parts)
+    path = os.path.join(SHARED, *parts)
     if not os.path.exists(path):
         if os.environ.get("CI") == "true":
-            raise FailTest("fixtures are required under CI, but {} is missing".format(path))
-        raise SkipTest("fixture {} is missing (shared fixtures not checked out)".format(path))
+            raise FailTest("{} is required under CI but is missing".format(path))
+        raise SkipTest("{} is missing (../shared ships beside the repository, not in it)".format(path))
     return path
+
+
+def fixture_path(*parts):
+    """
+    The absolute path of ``../shared/fixtures/<parts...>``; see L{shared_path}.
+    """
+    return shared_path("fixtures", *parts)
 
 
 def load_rpc_result(name):
