@@ -36,6 +36,11 @@ from stellarflow.websocket.replay import Replayer
 
 log = Logger()
 
+#: Events fanned out before their frames are written: each client then gets one write per chunk
+#: (not one per event), and no event waits for more than a chunk before going out.  A client
+#: whose transport pauses gets at most one chunk past its pause threshold.
+CHUNK_EVENTS = 10
+
 #: Keys a ``register`` message may carry.
 REGISTER_FIELDS = ("type", "filters", "resume_after")
 
@@ -57,6 +62,8 @@ class IClientConnection(Interface):
     def send(frame):
         """
         Write one prepared frame if the connection is still open; never raises for a closed one.
+        A connection may also offer C{sendMany(frames)}, writing several frames as one write:
+        the fan-out then uses it once per chunk of events.
         """
 
     def close(code, reason):
@@ -496,6 +503,8 @@ class Broadcaster:
         prepare = self.prepare
         limit = self.max_queue_size
         delivered = 0
+        chunk = {}  # client -> the frames of the current chunk for it, written as one write
+        chunked = 0
         for message in events:
             try:
                 keys = event_keys(message)
@@ -508,18 +517,21 @@ class Broadcaster:
                 continue
             if history is not None:
                 history.append(event)
-            frame = event.frame
             for client in targets:
                 client.active = True
                 if client.paused or client.backlog is not None:
                     self._hold(client, event)
                     continue
-                try:
-                    client.connection.send(frame)
-                except Exception:
-                    self._broken(client)
-                    continue
+                held = chunk.get(client)
+                if held is None:
+                    chunk[client] = [event]
+                else:
+                    held.append(event)
                 delivered += 1
+            chunked += 1
+            if chunked >= CHUNK_EVENTS:
+                self._writeChunk(chunk)
+                chunked = 0
             for client in unregistered:
                 pending = client.pending
                 if pending is None:
@@ -528,10 +540,35 @@ class Broadcaster:
                     pending.popleft()
                     self._dropped(client)
                 pending.append(event)
+        self._writeChunk(chunk)
         self.delivered += delivered
         if history is not None:
             history.advance(cursor)
         self._advance(_idOf(events[-1]) if events else None, cursor)
+
+    def _writeChunk(self, chunk):
+        """
+        Write each client's events of a chunk at once (one write per client per chunk, not one
+        per event), then forget them.  A connection without C{sendMany} gets them one by one,
+        and what comes after a pause is held, as for live events.
+        """
+        for client, events in chunk.items():
+            if client.closing:
+                continue
+            connection = client.connection
+            try:
+                sendMany = getattr(connection, "sendMany", None)
+                if sendMany is not None:
+                    sendMany([event.frame for event in events])
+                    continue
+                for event in events:
+                    if client.paused or client.backlog is not None:
+                        self._hold(client, event)
+                    else:
+                        connection.send(event.frame)
+            except Exception:
+                self._broken(client)
+        chunk.clear()
 
     def _advance(self, lastId, cursor):
         """
