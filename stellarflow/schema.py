@@ -107,7 +107,8 @@ INVALID = object()
 
 
 class String(Kind):
-    def __init__(self, choices=None, nonEmpty=False, secret=False, validator=None):
+    def __init__(self, choices=None, nonEmpty=False, secret=False, validator=None, shownAs=None):
+        self.shownAs = shownAs
         self.choices = tuple(choices) if choices else None
         self.nonEmpty = nonEmpty
         self.secret = secret
@@ -309,12 +310,17 @@ class Schema(Kind):
 
 def redact(config, schema):
     """
-    A copy of a validated config mapping with secret values replaced, for logs and dumps.
+    A copy of a validated config mapping with secret values replaced, and values whose kind
+    has C{shownAs} (URLs that may carry API keys) shortened, for logs and dumps.
     """
     out = dict(config)
     for name in schema.secretKeys():
         if out.get(name):
             out[name] = "<hidden>"
+    for name, field in schema.fields.items():
+        shownAs = getattr(field.kind, "shownAs", None)
+        if shownAs is not None and out.get(name):
+            out[name] = shownAs(out[name])
     return out
 
 

@@ -117,6 +117,22 @@ class DaemonTests(SynchronousTestCase):
         self.assertEqual(stopped, [True])
         self.assertEqual(daemon.exitCode, 1)
 
+    def test_rpcUrlLoggedWithoutPath(self):
+        """
+        Hosted RPC URLs carry API keys in their path or query: the config dump shows the host.
+        """
+        text = "source: {type: RPCSourceAdapter, config: {rpc_url: 'https://rpc.example.com/v1/k3y-s3cr3t?x=1'}}\nconsumers: [{type: MemoryConsumer}]\n"
+        config = parse(text, "u.yaml", {})
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        daemon = Daemon(config, Clock())
+        daemon.startService()
+        daemon.stopService()
+        text = "\n".join(formatEvent(e) for e in events)
+        self.assertIn('"rpc_url": "https://rpc.example.com"', text)
+        self.assertNotIn("k3y-s3cr3t", text)
+
     def test_fatalStopsWithExitCode(self):
         stopped = []
         config = parse(TWO.format(state=self.mktemp()), "two.yaml", {})

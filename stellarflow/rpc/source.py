@@ -28,6 +28,7 @@ from stellarflow.rpc.client import (
     LedgerRangeError,
     RPCClientError,
     StellarRPCClient,
+    endpointOf,
 )
 from stellarflow.schema import INVALID, Field, Integer, ListOf, Number, Schema, String, join
 
@@ -213,7 +214,11 @@ def _crossCheck(config, path, problems):
 
 CONFIG_SCHEMA = Schema(
     {
-        "rpc_url": Field(String(nonEmpty=True, validator=_urlProblem), DEFAULT_RPC_URL, "the Stellar RPC endpoint"),
+        "rpc_url": Field(
+            String(nonEmpty=True, validator=_urlProblem, shownAs=endpointOf),
+            DEFAULT_RPC_URL,
+            "the Stellar RPC endpoint (logged as scheme://host[:port] only: paths may carry API keys)",
+        ),
         "auth_header": Field(String(secret=True), "", "sent as the Authorization header when set; never logged"),
         "start_ledger": Field(Integer(0, MAX_LEDGER), 0, "first ledger; 0: the RPC's latest ledger"),
         "end_ledger": Field(Integer(0, MAX_LEDGER), 0, "last ledger of a backfill; 0: follow forever"),
