@@ -295,24 +295,32 @@ def _parse_types(obj, errors):
     return frozenset(values)
 
 
-def _parse_account_ids(obj, errors):
-    values = _string_list(obj, "account_ids", errors)
+def _parse_entries(obj, field, parse, code, expected, errors):
+    """
+    The set of C{parse(value)} for the strings of list C{field}; every entry C{parse} rejects
+    (returns None for) is named in one error with C{code}.
+    """
+    values = _string_list(obj, field, errors)
     if values is None:
         return frozenset()
     good, bad = set(), []
     for value in values:
-        address = _normalise_address(value)
-        if address is None:
+        parsed = parse(value)
+        if parsed is None:
             bad.append(value)
         else:
-            good.add(address)
+            good.add(parsed)
     if bad:
-        errors.append(_bad_values(
-            "account_ids", "invalid_account_id",
-            "not a valid account (G...), muxed account (M...), contract (C...), "
-            "claimable balance (B...) or liquidity pool (L...) strkey", bad))
+        errors.append(_bad_values(field, code, expected, bad))
         return frozenset()
     return frozenset(good)
+
+
+def _parse_account_ids(obj, errors):
+    return _parse_entries(
+        obj, "account_ids", _normalise_address, "invalid_account_id",
+        "not a valid account (G...), muxed account (M...), contract (C...), "
+        "claimable balance (B...) or liquidity pool (L...) strkey", errors)
 
 
 def _parse_asset(value):
@@ -330,23 +338,10 @@ def _parse_asset(value):
 
 
 def _parse_asset_codes(obj, errors):
-    values = _string_list(obj, "asset_codes", errors)
-    if values is None:
-        return frozenset()
-    good, bad = set(), []
-    for value in values:
-        asset = _parse_asset(value)
-        if asset is None:
-            bad.append(value)
-        else:
-            good.add(asset)
-    if bad:
-        errors.append(_bad_values(
-            "asset_codes", "invalid_asset_code",
-            'expected "XLM", "native", CODE or CODE:ISSUER with CODE 1-12 letters/digits '
-            "and ISSUER a G... account", bad))
-        return frozenset()
-    return frozenset(good)
+    return _parse_entries(
+        obj, "asset_codes", _parse_asset, "invalid_asset_code",
+        'expected "XLM", "native", CODE or CODE:ISSUER with CODE 1-12 letters/digits '
+        "and ISSUER a G... account", errors)
 
 
 def _parse_min_amount(obj, errors):
