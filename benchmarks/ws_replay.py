@@ -31,12 +31,12 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import summarise  # noqa: E402
-from benchmarks.ws_fanout import maskedFrame, message  # noqa: E402
+from benchmarks.common import account, summarise, transferMessage  # noqa: E402
+from benchmarks.wsclient import masked  # noqa: E402
 
 REGISTER = b'{"type": "register", "filters": {}}'
-#: The contract every benchmark event comes from (ws_fanout.message "plain").
-CONTRACT = "CCW67TSZV3SSS2HXMBQ5JFGCKJNXKZM7UQUWUZPUTHXSTZLEO7SJMI75"
+#: The account every benchmark event involves (a filtered resumer matches every event).
+SENDER = account(1, "replay")
 HANDSHAKE = (
     "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -57,7 +57,7 @@ class Reader:
 
     def __init__(self, port, sel, onFrame, register=True):
         self.sock = socket.create_connection(("127.0.0.1", port))
-        self.sock.sendall(HANDSHAKE.format(port).encode() + (maskedFrame(REGISTER) if register else b""))
+        self.sock.sendall(HANDSHAKE.format(port).encode() + (masked(REGISTER) if register else b""))
         self.sock.setblocking(False)
         self.buffer = b""
         self.open = False
@@ -66,7 +66,7 @@ class Reader:
 
     def send(self, payload):
         self.sock.setblocking(True)
-        self.sock.sendall(maskedFrame(payload) if len(payload) < 126 else _bigFrame(payload))
+        self.sock.sendall(masked(payload))
         self.sock.setblocking(False)
 
     def read(self):
@@ -101,12 +101,6 @@ class Reader:
             self.onFrame(buf[i + head : i + head + length], now)
             i += head + length
         self.buffer = buf[i:]
-
-
-def _bigFrame(payload):
-    mask = os.urandom(4)
-    n = len(payload)
-    return bytes([0x81, 0x80 | 126]) + n.to_bytes(2, "big") + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
 def runClients(port, live, history):
@@ -213,7 +207,7 @@ def runServer(args):
     def page(count, stamped):
         batch = []
         for _ in range(count):
-            m = message(counter[0])
+            m = transferMessage(counter[0], SENDER)
             if stamped:
                 m["sent_at"] = time.time()
             batch.append(m)
@@ -256,7 +250,7 @@ def runServer(args):
         baseline = json.loads((yield _line(reactor, child)))
         cpu = time.process_time()
         _send(child, "measure")
-        filters = {"account_ids": [CONTRACT]} if args.filtered else {}
+        filters = {"account_ids": [SENDER]} if args.filtered else {}
         _send(child, "resume " + "%019d-%010d" % (0, 0) + " " + json.dumps(filters, separators=(",", ":")))
         waited = 0.0
         while ws.broadcaster.replayer.completed < 1 and waited < 600:

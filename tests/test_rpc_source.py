@@ -29,6 +29,7 @@ from stellarflow.rpc.source import (
     maxCursor,
     orderEvents,
 )
+from stellarflow.testing import fixtures
 from stellarflow.testing.fixtures import fixture_path
 from stellarflow.testing.memory import MemoryConsumer
 
@@ -1077,20 +1078,7 @@ class NetworkCheckTests(SourceCase):
 
 
 class FixtureTests(SourceCase):
-    NAMES = (
-        "docs-2023-any-events-diagnostic-legacy-value-object",
-        "docs-2023-native-xlm-transfer-events-legacy-value-object",
-        "docs-2024-any-events-diagnostic",
-        "docs-2024-native-xlm-transfer-events-g-to-g",
-        "docs-2025-any-events-reflector-oracle",
-        "docs-2025-native-xlm-transfer-events-pagingtoken",
-        "docs-2026-any-events-fee-base64",
-        "docs-2026-native-xlm-transfer-events-base64",
-        "javasdk-events-contract-system-diagnostic",
-        "pysdk-2023-counter-events-pagingtoken",
-        "pysdk-2025-empty-page-after-cursor",
-        "pysdk-2025-fee-events-testnet",
-    )
+    NAMES = fixtures.GETEVENTS_FIXTURES
 
     def test_recordedPages(self):
         """

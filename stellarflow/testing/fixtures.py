@@ -16,6 +16,24 @@ SHARED = os.path.normpath(os.path.join(REPO_ROOT, "..", "shared"))
 FIXTURES = os.path.join(SHARED, "fixtures")
 
 
+#: The recorded fixtures that are getEvents results (the others are fragments or getTransaction
+#: responses).
+GETEVENTS_FIXTURES = (
+    "docs-2023-any-events-diagnostic-legacy-value-object",
+    "docs-2023-native-xlm-transfer-events-legacy-value-object",
+    "docs-2024-any-events-diagnostic",
+    "docs-2024-native-xlm-transfer-events-g-to-g",
+    "docs-2025-any-events-reflector-oracle",
+    "docs-2025-native-xlm-transfer-events-pagingtoken",
+    "docs-2026-any-events-fee-base64",
+    "docs-2026-native-xlm-transfer-events-base64",
+    "javasdk-events-contract-system-diagnostic",
+    "pysdk-2023-counter-events-pagingtoken",
+    "pysdk-2025-empty-page-after-cursor",
+    "pysdk-2025-fee-events-testnet",
+)
+
+
 def shared_path(*parts):
     """
     The absolute path of ``../shared/<parts...>`` relative to the repository root (the guide,
