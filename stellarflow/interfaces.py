@@ -70,6 +70,10 @@ class ISource(Interface):
             that fires when the source may produce the next batch.  Never call it again before
             that Deferred fired.
         @param checkpoint: the last committed cursor (a string) or C{None} to start fresh.
+        @return: a Deferred that fires with C{None} once the source has delivered everything
+            it ever will (a backfill reached its end), or fails with the reason it cannot go on
+            (rejected parameters, an unusable checkpoint); it fires with C{None} when L{stop}
+            is called first.  An endless source's Deferred fires only then.
         """
 
     def stop():
@@ -158,4 +162,50 @@ class IEventHistory(Interface):
         C{(events, complete)}, C{events} a list of C{(id, payload)} (C{payload} the event as
         compact JSON bytes, as sent live), C{complete} true when the store has written every
         event up to C{upto} (so fewer than C{limit} events means there are no more).
+        """
+
+
+class IClientConnection(Interface):
+    """
+    What the broadcaster needs from one WebSocket connection (the Autobahn protocol).
+    """
+
+    peer = Attribute("The client's address as text, for logs (e.g. 'tcp4:10.0.0.7:51234').")
+
+    def registerProducer(producer, streaming):
+        """
+        Register C{producer} (an L{IPushProducer}) with the transport, which then pauses it
+        while its write buffer is full and resumes it once drained.
+        """
+
+    def send(frame):
+        """
+        Write one prepared frame if the connection is still open; never raises for a closed one.
+        """
+
+    def sendMany(frames):
+        """
+        Write several prepared frames, in order, as one write (the fan-out calls it once per
+        chunk of events); like L{send}, a no-op on a closed connection.  Whatever the socket
+        does not take at once is kept by the transport and sent when it drains.
+        """
+
+    def close(code, reason):
+        """
+        Start the WebSocket closing handshake with C{code} and C{reason}.
+        """
+
+    def abort():
+        """
+        Drop the TCP connection now.
+        """
+
+    def pauseReading():
+        """
+        Stop reading from the client (it is not reading what we send).
+        """
+
+    def resumeReading():
+        """
+        Read from the client again.
         """

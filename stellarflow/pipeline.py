@@ -8,6 +8,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import (
     Deferred,
     DeferredList,
+    fail,
     inlineCallbacks,
     maybeDeferred,
     succeed,
@@ -15,6 +16,7 @@ from twisted.internet.defer import (
 from twisted.logger import Logger
 
 from stellarflow.backoff import Backoff
+from stellarflow.message import sealAll
 
 
 @attr.s
@@ -149,11 +151,6 @@ class Pipeline(Service):
         self._started = None
         self.finished = None
         self.onFinished = None
-        # Sources that can end (a backfill) or fail for good tell the pipeline.
-        if getattr(source, "onComplete", False) is None:
-            source.onComplete = self._sourceComplete
-        if getattr(source, "onFatal", False) is None:
-            source.onFatal = self._sourceFailed
 
     # -- lifecycle -------------------------------------------------------
 
@@ -182,7 +179,12 @@ class Pipeline(Service):
         if not self.running:
             return
         self._sourceStarted = True
-        self.source.start(self._deliver, cursor)
+        try:
+            ended = self.source.start(self._deliver, cursor)
+        except Exception:
+            ended = fail()
+        if isinstance(ended, Deferred):
+            ended.addCallbacks(self._sourceComplete, self._sourceFailed)
 
     def _startFailed(self, failure):
         consumer = getattr(failure.value, "consumerName", None)
@@ -195,11 +197,13 @@ class Pipeline(Service):
         if self.onFatal is not None:
             self.onFatal(failure)
 
-    def _sourceComplete(self):
+    def _sourceComplete(self, _):
         """
         The source has delivered everything it will (a backfill reached its end): once every
         consumer has acknowledged, the pipeline is finished.
         """
+        if not self.running:
+            return  # stopped: the source's Deferred fired because of stop()
         d = DeferredList([lane.drained() for lane in self.lanes])
 
         def done(_):
@@ -266,7 +270,7 @@ class Pipeline(Service):
         messages = batch.items
         for processor in self.processors:
             messages = processor.process(messages)
-        batch.messages = messages
+        batch.messages = messages = sealAll(messages)
         self._sequence += 1
         batch.sequence = self._sequence
         self._pending[batch.sequence] = [batch, set(self.lanes)]

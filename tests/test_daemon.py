@@ -111,9 +111,9 @@ class DaemonTests(SynchronousTestCase):
         daemon = Daemon(config, Clock(), stop=lambda: stopped.append(True))
         daemon.startService()
         fast, slow = daemon.pipelines
-        fast.source.onFatal(Failure(ValueError("invalid params")))
+        fast.source.finish(Failure(ValueError("invalid params")))
         self.assertEqual(stopped, [])
-        slow.source.onFatal(Failure(ValueError("invalid params")))
+        slow.source.finish(Failure(ValueError("invalid params")))
         self.assertEqual(stopped, [True])
         self.assertEqual(daemon.exitCode, 1)
 

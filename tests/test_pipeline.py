@@ -335,23 +335,18 @@ class LayeredStoreTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(store.load("p")), "c3")
 
 
-class FinishingSource(MemorySource):
-    onComplete = None
-    onFatal = None
-
-
 class FinishTests(SynchronousTestCase):
     def test_completeAfterAcks(self):
         h = Harness(consumers=1, source=None)
         clock = h.clock
-        source = FinishingSource(clock)
+        source = MemorySource(clock)
         finished = []
         pipeline = Pipeline("p", source, [], [("c", h.consumers[0])], h.store, clock)
         pipeline.onFinished = finished.append
         h.consumers[0].hold = True
         pipeline.startService()
         source.emit(items(1, 2), cursor="c1")
-        source.onComplete()
+        source.finish()
         self.assertEqual(finished, [])
         h.consumers[0].release()
         self.assertEqual(finished, [pipeline])
@@ -361,20 +356,56 @@ class FinishTests(SynchronousTestCase):
     def test_sourceFailure(self):
         from twisted.python.failure import Failure
 
-        source = FinishingSource(Clock())
+        source = MemorySource(Clock())
         finished = []
         pipeline = Pipeline("p", source, [], [("c", MemoryConsumer())], RecordingStore(), Clock())
         pipeline.onFinished = finished.append
         pipeline.startService()
-        source.onFatal(Failure(ValueError("-32602 invalid filters")))
+        source.finish(Failure(ValueError("-32602 invalid filters")))
         self.assertEqual(pipeline.finished, "failed")
         self.assertEqual(finished, [pipeline])
 
-    def test_sourceWithoutHooksUntouched(self):
+    def test_sourceStartReturningNothingNeverFinishes(self):
+        """
+        A source whose start returns no Deferred is taken as endless: the pipeline runs on.
+        """
+
         class Plain:
             def start(self, deliver, checkpoint):
                 pass
 
-        source = Plain()
-        Pipeline("p", source, [], [], RecordingStore(), Clock())
-        self.assertFalse(hasattr(source, "onComplete"))
+            def stop(self):
+                pass
+
+        finished = []
+        pipeline = Pipeline("p", Plain(), [], [], RecordingStore(), Clock())
+        pipeline.onFinished = finished.append
+        pipeline.startService()
+        self.assertEqual((finished, pipeline.finished), ([], None))
+
+    def test_sourceStoppedIsNotComplete(self):
+        """
+        The source's Deferred fires when the pipeline stops it: that is not completion.
+        """
+        clock = Clock()
+        source = MemorySource(clock)
+        finished = []
+        pipeline = Pipeline("p", source, [], [("c", MemoryConsumer())], RecordingStore(), clock)
+        pipeline.onFinished = finished.append
+        pipeline.startService()
+        self.successResultOf(pipeline.stopService())
+        self.assertEqual((finished, pipeline.finished), ([], None))
+
+    def test_sourceStartRaising(self):
+        """
+        A source whose start raises has failed: the pipeline finishes as failed.
+        """
+
+        class Broken(MemorySource):
+            def start(self, deliver, checkpoint):
+                raise ValueError("bad checkpoint")
+
+        pipeline = Pipeline("p", Broken(Clock()), [], [("c", MemoryConsumer())], RecordingStore(), Clock())
+        pipeline.startService()
+        self.assertEqual(pipeline.finished, "failed")
+        self.flushLoggedErrors(ValueError)

@@ -18,12 +18,13 @@ from zope.interface.verify import verifyObject
 
 from stellarflow.batch import Batch
 from stellarflow.events.processor import GetEventsRPC
+from stellarflow.interfaces import IEventHistory
+from stellarflow.positions import before
 from stellarflow.postgres.history import HistoryUnavailable, PostgresHistory, formatTime, messageFromRow
 from stellarflow.postgres.rows import toRow
 from stellarflow.postgres.schema import TableNames
 from stellarflow.postgres.testing import TemporarySchema, closedPort, waitUntil
 from stellarflow.testing.rpcserver import StellarRPCResource
-from stellarflow.websocket.history import IEventHistory, before
 from stellarflow.websocket.messages import encode
 
 FIRST_LEDGER = 7000

@@ -15,6 +15,7 @@ from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from stellarflow import positions
 from stellarflow.backoff import Backoff
 from stellarflow.interfaces import ICheckpointStore, IComponentFactory, ISource
 from stellarflow.pipeline import ComponentContext, Pipeline
@@ -23,10 +24,7 @@ from stellarflow.rpc.source import (
     CONFIG_SCHEMA,
     DEFAULT_RPC_URL,
     RPCSourceAdapter,
-    cursorLedger,
-    idKey,
     inferNetwork,
-    maxCursor,
     orderEvents,
 )
 from stellarflow.testing import fixtures
@@ -198,13 +196,12 @@ class SourceCase(SynchronousTestCase):
         kw.setdefault("verifyNetwork", False)
         kw.setdefault("backoff", Backoff(initial=1.0, maximum=60.0, jitter=False))
         kw.setdefault("poll_interval", 5.0)
-        self.source = RPCSourceAdapter(
-            self.client, self.clock, onFatal=self.fatal.append, onComplete=lambda: self.completed.append(True), **kw
-        )
+        self.source = RPCSourceAdapter(self.client, self.clock, **kw)
         return self.source
 
     def start(self, checkpoint=None):
-        self.source.start(self.deliver, checkpoint)
+        ended = self.source.start(self.deliver, checkpoint)
+        ended.addCallbacks(lambda _: self.completed.append(True), self.fatal.append)
         self.clock.advance(0)
 
     def drain(self, limit=2000):
@@ -239,22 +236,6 @@ class InterfaceTests(SynchronousTestCase):
 
 
 class HelperTests(SynchronousTestCase):
-    def test_cursorLedger(self):
-        self.assertEqual(cursorLedger(eventId(12345, 7, 3, 2)), 12345)
-        self.assertEqual(cursorLedger("0000054747948126208-0000000000"), 12747)
-        self.assertIsNone(cursorLedger("nope"))
-        self.assertIsNone(cursorLedger(None))
-
-    def test_maxCursor(self):
-        """
-        The largest cursor of a ledger sorts after every event of it and before the next.
-        """
-        c = maxCursor(500)
-        self.assertEqual(cursorLedger(c), 500)
-        self.assertGreater(idKey(c), idKey(eventId(500, 1048575, 4095, 10)))
-        self.assertLess(idKey(c), idKey(eventId(501, 0, 0, 0)))
-        self.assertEqual(len(c), 30)
-
     def test_orderEvents(self):
         a, b, c = ev(10), ev(10, index=1), ev(11)
         odd = {"type": "contract"}
@@ -448,8 +429,8 @@ class ProtocolTests(SourceCase):
         """
         script = Script(
             page([ev(100), ev(101)], cursor=eventId(101), latest=150),
-            page([], cursor=maxCursor(150), latest=150),
-            default=page([], cursor=maxCursor(150), latest=150),
+            page([], cursor=positions.ledgerEnd(150), latest=150),
+            default=page([], cursor=positions.ledgerEnd(150), latest=150),
         )
         self.makeSource(script, start_ledger=100, limit=2, filters=[{"type": "contract", "contractIds": [USDC], "topics": []}])
         self.start()
@@ -465,11 +446,11 @@ class ProtocolTests(SourceCase):
         self.assertNotIn("xdrFormat", calls[0])
         self.assertEqual(len(calls), 2)
         self.assertEqual(self.deliver.ids, [eventId(100), eventId(101)])
-        self.assertEqual([b.cursor for b in self.deliver.batches], [eventId(101), maxCursor(150)])
+        self.assertEqual([b.cursor for b in self.deliver.batches], [eventId(101), positions.ledgerEnd(150)])
         self.assertEqual(self.deliver.batches[0].latest_ledger, 150)
 
     def test_xdrFormatJson(self):
-        script = Script(default=page([], cursor=maxCursor(10), latest=10))
+        script = Script(default=page([], cursor=positions.ledgerEnd(10), latest=10))
         self.makeSource(script, start_ledger=5, xdr_format="json")
         self.start()
         self.assertEqual(script.calls()[0]["xdrFormat"], "json")
@@ -478,7 +459,7 @@ class ProtocolTests(SourceCase):
         """
         A checkpoint cursor wins over start_ledger.
         """
-        script = Script(default=page([], cursor=maxCursor(300), latest=300))
+        script = Script(default=page([], cursor=positions.ledgerEnd(300), latest=300))
         self.makeSource(script, start_ledger=5)
         self.start(checkpoint=eventId(250, index=3))
         self.assertEqual(script.calls()[0], {"pagination": {"cursor": eventId(250, index=3), "limit": 100}, "filters": []})
@@ -487,7 +468,7 @@ class ProtocolTests(SourceCase):
         """
         Events at or before the checkpoint are never delivered again.
         """
-        script = Script(page([ev(250, index=3), ev(250, index=4)], cursor=maxCursor(250), latest=250))
+        script = Script(page([ev(250, index=3), ev(250, index=4)], cursor=positions.ledgerEnd(250), latest=250))
         self.makeSource(script)
         self.start(checkpoint=eventId(250, index=3))
         self.assertEqual(self.deliver.ids, [eventId(250, index=4)])
@@ -505,7 +486,7 @@ class ProtocolTests(SourceCase):
         """
         Without start_ledger or checkpoint the source starts at getLatestLedger's sequence.
         """
-        script = Script({"id": "x", "protocolVersion": 23, "sequence": 777}, default=page([], cursor=maxCursor(777), latest=777))
+        script = Script({"id": "x", "protocolVersion": 23, "sequence": 777}, default=page([], cursor=positions.ledgerEnd(777), latest=777))
         self.makeSource(script)
         self.start()
         self.assertEqual(script.requests[0][0], "getLatestLedger")
@@ -519,7 +500,7 @@ class ProtocolTests(SourceCase):
         script = Script(
             page([e3, e1, e2], cursor=e3["id"], latest=20),
             page([e2, e3, e4], cursor=e4["id"], latest=20),
-            default=page([], cursor=maxCursor(20), latest=20),
+            default=page([], cursor=positions.ledgerEnd(20), latest=20),
         )
         self.makeSource(script, start_ledger=10, limit=3)
         self.start()
@@ -533,16 +514,16 @@ class ProtocolTests(SourceCase):
         is not.
         """
         script = Script(
-            page([ev(10)], cursor=maxCursor(10), latest=10),
-            page([], cursor=maxCursor(11), latest=11),
-            page([], cursor=maxCursor(11), latest=11),
+            page([ev(10)], cursor=positions.ledgerEnd(10), latest=10),
+            page([], cursor=positions.ledgerEnd(11), latest=11),
+            page([], cursor=positions.ledgerEnd(11), latest=11),
         )
         self.makeSource(script, start_ledger=10)
         self.start()
         self.clock.advance(5)
         self.clock.advance(5)
         self.assertEqual(len(script.calls()), 3)
-        self.assertEqual([(len(b.items), b.cursor) for b in self.deliver.batches], [(1, maxCursor(10)), (0, maxCursor(11))])
+        self.assertEqual([(len(b.items), b.cursor) for b in self.deliver.batches], [(1, positions.ledgerEnd(10)), (0, positions.ledgerEnd(11))])
 
     def test_catchUpThenPollInterval(self):
         """
@@ -551,9 +532,9 @@ class ProtocolTests(SourceCase):
         """
         script = Script(
             page([ev(10), ev(11)], cursor=eventId(11), latest=40),  # full
-            page([ev(12)], cursor=maxCursor(30), latest=40),  # window ended behind latest
-            page([], cursor=maxCursor(40), latest=40),  # caught up
-            page([ev(41)], cursor=maxCursor(41), latest=41),
+            page([ev(12)], cursor=positions.ledgerEnd(30), latest=40),  # window ended behind latest
+            page([], cursor=positions.ledgerEnd(40), latest=40),  # caught up
+            page([ev(41)], cursor=positions.ledgerEnd(41), latest=41),
         )
         self.makeSource(script, start_ledger=10, limit=2, poll_interval=2.5)
         self.start()
@@ -605,7 +586,7 @@ class ProtocolTests(SourceCase):
         """
         While a request is outstanding nothing else is sent, however long it takes.
         """
-        script = Script("hold", default=page([], cursor=maxCursor(10), latest=10))
+        script = Script("hold", default=page([], cursor=positions.ledgerEnd(10), latest=10))
         self.makeSource(script, start_ledger=10, poll_interval=0.5, timeout=30)
         self.start()
         self.clock.advance(29)
@@ -618,7 +599,7 @@ class ProtocolTests(SourceCase):
         """
         script = Script(
             page([ev(10), ev(11)], cursor=eventId(11), latest=50),
-            default=page([], cursor=maxCursor(50), latest=50),
+            default=page([], cursor=positions.ledgerEnd(50), latest=50),
         )
         self.deliver.hold = True
         self.makeSource(script, start_ledger=10, limit=2)
@@ -639,7 +620,7 @@ class ProtocolTests(SourceCase):
         script = Script(
             page([ev(10)], cursor=eventId(10), latest=10),
             page([ev(10)], cursor=eventId(10), latest=10),
-            default=page([], cursor=maxCursor(10), latest=10),
+            default=page([], cursor=positions.ledgerEnd(10), latest=10),
         )
         self.deliver.failNext = 1
         self.makeSource(script, start_ledger=10)
@@ -656,9 +637,9 @@ class ProtocolTests(SourceCase):
 
     def test_metrics(self):
         script = Script(
-            page([ev(10), ev(12)], cursor=maxCursor(15), latest=20, oldest=3),
+            page([ev(10), ev(12)], cursor=positions.ledgerEnd(15), latest=20, oldest=3),
             ("status", 503),
-            page([], cursor=maxCursor(15), latest=20, oldest=3),
+            page([], cursor=positions.ledgerEnd(15), latest=20, oldest=3),
         )
         self.makeSource(script, start_ledger=10)
         self.clock.advance(42)
@@ -667,7 +648,7 @@ class ProtocolTests(SourceCase):
         self.assertEqual((s.requests, s.errors, s.last_error), (2, 1, "HTTP 503 (empty body)"))
         self.clock.advance(1)
         self.assertEqual((s.latest_ledger, s.oldest_ledger, s.requests, s.errors, s.events_delivered), (20, 3, 3, 1, 2))
-        self.assertEqual(s.cursor, maxCursor(15))
+        self.assertEqual(s.cursor, positions.ledgerEnd(15))
         self.assertEqual(s.lag_ledgers, 5)
         self.assertEqual(s.last_success_time, 43)
         self.assertTrue(s.polling)
@@ -687,8 +668,8 @@ class FailureTests(SourceCase):
             self.assertEqual(len(self.resource.requests), before + 1, "did not retry after {}s".format(delay))
 
     def recoverAfter(self, *failures, kind):
-        ok = page([ev(10)], cursor=maxCursor(10), latest=10)
-        script = Script(*failures, ok, default=page([], cursor=maxCursor(10), latest=10))
+        ok = page([ev(10)], cursor=positions.ledgerEnd(10), latest=10)
+        script = Script(*failures, ok, default=page([], cursor=positions.ledgerEnd(10), latest=10))
         self.makeSource(script, start_ledger=10)
         self.start()
         self.assertRetriesAfter([1.0 * 2**i for i in range(len(failures))])
@@ -730,7 +711,7 @@ class FailureTests(SourceCase):
         """
         A request that never answers times out after request_timeout and is retried.
         """
-        script = Script("hold", page([ev(10)], cursor=maxCursor(10), latest=10), default=page([], cursor=maxCursor(10), latest=10))
+        script = Script("hold", page([ev(10)], cursor=positions.ledgerEnd(10), latest=10), default=page([], cursor=positions.ledgerEnd(10), latest=10))
         self.makeSource(script, start_ledger=10, timeout=10)
         self.start()
         self.clock.advance(9.9)
@@ -742,7 +723,7 @@ class FailureTests(SourceCase):
         self.assertEqual(self.deliver.ids, [eventId(10)])
 
     def test_connectionRefused(self):
-        script = Script(page([ev(10)], cursor=maxCursor(10), latest=10), default=page([], cursor=maxCursor(10), latest=10))
+        script = Script(page([ev(10)], cursor=positions.ledgerEnd(10), latest=10), default=page([], cursor=positions.ledgerEnd(10), latest=10))
         self.makeSource(script, start_ledger=10, wrap=lambda http: Refusing(http, 3))
         self.start()
         for delay in (1.0, 2.0):
@@ -772,7 +753,7 @@ class FailureTests(SourceCase):
         Even an exception that is not an RPC error (a bug) is logged and polling continues.
         """
 
-        script = Script(page([ev(10)], cursor=maxCursor(10), latest=10), default=page([], cursor=maxCursor(10), latest=10))
+        script = Script(page([ev(10)], cursor=positions.ledgerEnd(10), latest=10), default=page([], cursor=positions.ledgerEnd(10), latest=10))
         self.makeSource(script, start_ledger=10)
         original = self.client.getEvents
         calls = []
@@ -802,7 +783,7 @@ class FailureTests(SourceCase):
 
             return reply
 
-        script = Script(limited, page([ev(10)], cursor=maxCursor(10), latest=10), default=page([], cursor=maxCursor(10), latest=10))
+        script = Script(limited, page([ev(10)], cursor=positions.ledgerEnd(10), latest=10), default=page([], cursor=positions.ledgerEnd(10), latest=10))
         self.makeSource(script, start_ledger=10)
         self.start()
         self.assertRetriesAfter([30.0])
@@ -832,13 +813,13 @@ class FailureTests(SourceCase):
         """
         script = Script(
             ("error", -32600, "startLedger must be within the ledger range: 500 - 900"),
-            page([ev(500)], cursor=maxCursor(900), latest=900, oldest=500),
-            default=page([], cursor=maxCursor(900), latest=900),
+            page([ev(500)], cursor=positions.ledgerEnd(900), latest=900, oldest=500),
+            default=page([], cursor=positions.ledgerEnd(900), latest=900),
         )
         self.makeSource(script)
-        self.start(checkpoint=maxCursor(100))
+        self.start(checkpoint=positions.ledgerEnd(100))
         calls = script.calls()
-        self.assertEqual(calls[0]["pagination"]["cursor"], maxCursor(100))
+        self.assertEqual(calls[0]["pagination"]["cursor"], positions.ledgerEnd(100))
         self.assertEqual(calls[1], {"startLedger": 500, "pagination": {"limit": 100}, "filters": []})
         gaps = [t for t in self.texts("warn") if "GAP" in t]
         self.assertEqual(len(gaps), 1)
@@ -850,7 +831,7 @@ class FailureTests(SourceCase):
     def test_gapSkipFromStartLedger(self):
         script = Script(
             ("error", -32600, "startLedger must be within the ledger range: 500 - 900"),
-            default=page([], cursor=maxCursor(900), latest=900),
+            default=page([], cursor=positions.ledgerEnd(900), latest=900),
         )
         self.makeSource(script, start_ledger=20)
         self.start()
@@ -876,8 +857,8 @@ class FailureTests(SourceCase):
         """
         script = Script(
             ("error", -32600, "startLedger must be within the ledger range: 500 - 900"),
-            page([ev(600)], cursor=maxCursor(900), latest=900),
-            default=page([], cursor=maxCursor(900), latest=900),
+            page([ev(600)], cursor=positions.ledgerEnd(900), latest=900),
+            default=page([], cursor=positions.ledgerEnd(900), latest=900),
         )
         self.makeSource(script, start_ledger=600)
         self.start()
@@ -891,7 +872,7 @@ class FailureTests(SourceCase):
         A start ledger beyond the node's latest: back off and ask again for the same ledger.
         """
         rangeError = ("error", -32600, "startLedger must be within the ledger range: 500 - 900")
-        script = Script(rangeError, rangeError, page([ev(905)], cursor=maxCursor(905), latest=905), default=page([], cursor=maxCursor(905), latest=905))
+        script = Script(rangeError, rangeError, page([ev(905)], cursor=positions.ledgerEnd(905), latest=905), default=page([], cursor=positions.ledgerEnd(905), latest=905))
         self.makeSource(script, start_ledger=905)
         self.start()
         self.assertRetriesAfter([1.0, 2.0])
@@ -916,7 +897,7 @@ class BackfillTests(SourceCase):
         self.drain()
         self.clock.advance(1000)
         self.assertEqual(self.deliver.ids, [eventId(10), eventId(11), eventId(12)])
-        self.assertEqual(self.deliver.batches[-1].cursor, maxCursor(12))
+        self.assertEqual(self.deliver.batches[-1].cursor, positions.ledgerEnd(12))
         self.assertTrue(self.source.complete)
         self.assertFalse(self.source.polling)
         self.assertEqual(self.completed, [True])
@@ -930,14 +911,14 @@ class BackfillTests(SourceCase):
         events = [ev(9), ev(10), ev(100)]
         for e in events:
             e["ledger"] = str(e["ledger"])
-        script = Script(page(events, cursor=maxCursor(100), latest="100"))
+        script = Script(page(events, cursor=positions.ledgerEnd(100), latest="100"))
         self.makeSource(script, start_ledger=9, end_ledger=10, poll_interval=0)
         self.start()
         self.assertEqual(self.deliver.ids, [eventId(9), eventId(10)])
         self.assertTrue(self.source.complete)
 
     def test_zeroIntervalWarning(self):
-        script = Script(default=page([], cursor=maxCursor(10), latest=10))
+        script = Script(default=page([], cursor=positions.ledgerEnd(10), latest=10))
         self.makeSource(script, start_ledger=10, poll_interval=0.5)
         self.source.poll_interval = 0
         self.source.start(self.deliver, None)
@@ -948,20 +929,20 @@ class BackfillTests(SourceCase):
         """
         A partial page whose window ends exactly at end_ledger completes the backfill.
         """
-        script = Script(page([ev(10)], cursor=maxCursor(12), latest=12))
+        script = Script(page([ev(10)], cursor=positions.ledgerEnd(12), latest=12))
         self.makeSource(script, start_ledger=10, end_ledger=12, poll_interval=0)
         self.start()
         self.assertTrue(self.source.complete)
-        self.assertEqual(self.deliver.batches[-1].cursor, maxCursor(12))
+        self.assertEqual(self.deliver.batches[-1].cursor, positions.ledgerEnd(12))
 
     def test_endLedgerInTheFuture(self):
         """
         An end_ledger the chain has not reached yet: keep polling until it has.
         """
         script = Script(
-            page([ev(10)], cursor=maxCursor(10), latest=10),
-            page([], cursor=maxCursor(11), latest=11),
-            page([ev(12), ev(13)], cursor=maxCursor(13), latest=13),
+            page([ev(10)], cursor=positions.ledgerEnd(10), latest=10),
+            page([], cursor=positions.ledgerEnd(11), latest=11),
+            page([ev(12), ev(13)], cursor=positions.ledgerEnd(13), latest=13),
         )
         self.makeSource(script, start_ledger=10, end_ledger=12, poll_interval=5)
         self.start()
@@ -978,7 +959,7 @@ class StopTests(SourceCase):
         """
         stop() cancels the request in flight and fires; nothing is delivered or sent later.
         """
-        script = Script("hold", default=page([ev(10)], cursor=maxCursor(10), latest=10))
+        script = Script("hold", default=page([ev(10)], cursor=positions.ledgerEnd(10), latest=10))
         self.makeSource(script, start_ledger=10)
         self.start()
         d = self.source.stop()
@@ -994,7 +975,7 @@ class StopTests(SourceCase):
         """
         stop() does not wait for the pipeline's readiness, and nothing follows it.
         """
-        script = Script(page([ev(10)], cursor=eventId(10), latest=50), default=page([], cursor=maxCursor(50), latest=50))
+        script = Script(page([ev(10)], cursor=eventId(10), latest=50), default=page([], cursor=positions.ledgerEnd(50), latest=50))
         self.deliver.hold = True
         self.makeSource(script, start_ledger=10)
         self.start()
@@ -1004,7 +985,7 @@ class StopTests(SourceCase):
         self.assertEqual(len(script.calls()), 1)
 
     def test_stopWhileWaiting(self):
-        script = Script(default=page([], cursor=maxCursor(10), latest=10))
+        script = Script(default=page([], cursor=positions.ledgerEnd(10), latest=10))
         self.makeSource(script, start_ledger=10)
         self.start()
         self.successResultOf(self.source.stop())
@@ -1024,7 +1005,7 @@ class SecretTests(SourceCase):
             ("status", 503),
             ("raw", b"echo " + SECRET.encode()),
             ("error", -32600, "startLedger must be within the ledger range: 50 - 90"),
-            page([ev(50)], cursor=maxCursor(90), latest=90),
+            page([ev(50)], cursor=positions.ledgerEnd(90), latest=90),
             ("error", -32602, "bad " + SECRET),
         )
         self.makeSource(script, auth=SECRET, start_ledger=10, network="testnet", verifyNetwork=True)
@@ -1051,7 +1032,7 @@ class NetworkCheckTests(SourceCase):
         """
         script = Script(
             {"passphrase": "Public Global Stellar Network ; September 2015"},
-            default=page([], cursor=maxCursor(10), latest=10),
+            default=page([], cursor=positions.ledgerEnd(10), latest=10),
         )
         self.makeSource(script, start_ledger=10, network="testnet", verifyNetwork=True)
         self.start()
@@ -1063,14 +1044,14 @@ class NetworkCheckTests(SourceCase):
         self.assertTrue(self.source.polling)
 
     def test_match(self):
-        script = Script({"passphrase": TESTNET}, default=page([], cursor=maxCursor(10), latest=10))
+        script = Script({"passphrase": TESTNET}, default=page([], cursor=positions.ledgerEnd(10), latest=10))
         self.makeSource(script, start_ledger=10, network="testnet", verifyNetwork=True)
         self.start()
         self.assertEqual([t for t in self.texts() if "NETWORK" in t or "network of" in t], [])
         self.assertEqual(len(script.calls()), 1)
 
     def test_unsupported(self):
-        script = Script(("error", -32601, 'no such method "getNetwork"'), default=page([], cursor=maxCursor(10), latest=10))
+        script = Script(("error", -32601, 'no such method "getNetwork"'), default=page([], cursor=positions.ledgerEnd(10), latest=10))
         self.makeSource(script, start_ledger=10, network="testnet", verifyNetwork=True)
         self.start()
         self.assertTrue(any("Could not check the network" in t for t in self.texts("warn")))
@@ -1162,8 +1143,8 @@ class TestServerTests(SourceCase):
             self.clock.advance(5)
         start = self.serverRequests()[0]["startLedger"]
         self.assertEqual(server.requests[0].method, "getLatestLedger")
-        self.assertEqual(self.deliver.ids, self.expectedIds(server, start, cursorLedger(self.source.cursor)))
-        self.assertGreaterEqual(cursorLedger(self.source.cursor), server.ledgers.latest - 1)
+        self.assertEqual(self.deliver.ids, self.expectedIds(server, start, positions.ledgerOf(self.source.cursor)))
+        self.assertGreaterEqual(positions.ledgerOf(self.source.cursor), server.ledgers.latest - 1)
 
     def test_faultsAndRecovery(self):
         server = self.server(history=30)
@@ -1179,8 +1160,8 @@ class TestServerTests(SourceCase):
             self.stub.flush()
         self.drain()
         self.assertEqual(self.source.errors, 5)
-        self.assertEqual(self.deliver.ids, self.expectedIds(server, 1000, cursorLedger(self.source.cursor)))
-        self.assertGreaterEqual(cursorLedger(self.source.cursor), server.ledgers.latest - 1)
+        self.assertEqual(self.deliver.ids, self.expectedIds(server, 1000, positions.ledgerOf(self.source.cursor)))
+        self.assertGreaterEqual(positions.ledgerOf(self.source.cursor), server.ledgers.latest - 1)
         self.assertEqual(server.max_in_flight, 1)
         kinds = [t for t in self.texts("warn") if "getEvents poll" in t]
         for kind in ("http-error", "bad-response", "queue-full", "connection", "timeout"):
@@ -1213,7 +1194,7 @@ class TestServerTests(SourceCase):
         self.assertTrue(self.source.complete)
         self.assertEqual(self.completed, [True])
         self.assertEqual(self.deliver.ids, self.expectedIds(server, 1010, 1050))
-        self.assertEqual(self.deliver.batches[-1].cursor, maxCursor(1050))
+        self.assertEqual(self.deliver.batches[-1].cursor, positions.ledgerEnd(1050))
         count = len(self.serverRequests())
         self.clock.advance(100)
         self.assertEqual(len(self.serverRequests()), count)
@@ -1277,11 +1258,8 @@ class LoopbackTests(TestCase):
         )
         self.assertEqual(list(problems), [])
         source = RPCSourceAdapter.fromConfig(config, ComponentContext(reactor=globalReactor, pipeline="e2e"))
-        done = Deferred()
-        source.onComplete = lambda: done.callback(None)
         collector = Collector()
-        source.start(collector, None)
-        yield done
+        yield source.start(collector, None)
         yield source.stop()
         expected = [e.id for ledger in range(latest - 50, latest - 4) for e in server.events_in_ledger(ledger)]
         self.assertEqual(collector.ids, expected)

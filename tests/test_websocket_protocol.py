@@ -15,7 +15,8 @@ from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from stellarflow.websocket.broadcaster import Broadcaster, IClientConnection
+from stellarflow.interfaces import IClientConnection
+from stellarflow.websocket.broadcaster import Broadcaster
 from tests import test_websocket_broadcaster as helpers
 
 SERVER = IPv4Address("TCP", "127.0.0.1", 8080)

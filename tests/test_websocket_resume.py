@@ -16,20 +16,14 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from stellarflow.batch import Batch
+from stellarflow.interfaces import IEventHistory
+from stellarflow.positions import after, before, ledgerOf, parsePosition
 from stellarflow.websocket import broadcaster as broadcaster_module
 from stellarflow.websocket import replay as replay_module
 from stellarflow.websocket.broadcaster import Broadcaster
 from stellarflow.websocket.consumer import SaveToWebSocket
 from stellarflow.websocket.filters import event_keys
-from stellarflow.websocket.history import (
-    Event,
-    HistoryWindow,
-    IEventHistory,
-    after,
-    before,
-    ledgerOf,
-    parsePosition,
-)
+from stellarflow.websocket.history import Event, HistoryWindow
 from stellarflow.websocket.messages import encode
 from tests.test_websocket_broadcaster import G2, G3, FakeConnection, eventId, tokenEvent
 

@@ -18,11 +18,11 @@ from twisted.trial.unittest import TestCase
 
 from stellarflow.config import parse
 from stellarflow.daemon import Daemon
+from stellarflow.positions import after, ledgerOf
 from stellarflow.postgres.testing import TemporarySchema, sleep, testDSN
 from stellarflow.testing import getevents
 from stellarflow.testing.rpcserver import StellarRPCResource, serve
 from stellarflow.websocket.filters import event_keys, matches, parse_filters
-from stellarflow.websocket.history import after, ledgerOf
 from tests.test_websocket_e2e import Client, cancelAutobahnTimers, until
 
 FIRST_LEDGER = 9000

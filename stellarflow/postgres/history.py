@@ -23,9 +23,9 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from stellarflow.interfaces import IEventHistory
+from stellarflow.message import seal
 from stellarflow.postgres import dsn as dsnlib
 from stellarflow.postgres.consumer import _closeQuietly, _Connection
-from stellarflow.postgres.rows import messageJSON
 
 log = Logger()
 
@@ -187,7 +187,7 @@ class PostgresHistory:
         if legacy:
             yield cursor.execute(self._legacySQL, (legacy,))
             for row in cursor.fetchall():
-                rebuilt[row[0]] = messageJSON(messageFromRow(row))
+                rebuilt[row[0]] = seal(messageFromRow(row)).json.decode("ascii")
         events = [(id_, (message if message is not None else rebuilt[id_]).encode("utf-8")) for id_, message in rows]
         # Dead letters follow the page: merge them in (a sorted run costs one pass), keep the first.
         events.sort(key=_first)

@@ -14,6 +14,8 @@ PostgreSQL refuses is detected per row (see L{stellarflow.postgres.consumer}).
 import hashlib
 import json
 
+from stellarflow.message import seal
+
 # (column, SQL type, message key)
 COLUMNS = (
     ("id", "text", "id"),
@@ -56,8 +58,6 @@ _JSON_KEYS = frozenset(key for _, t, key in COLUMNS if t == "jsonb" and key is n
 _KNOWN = frozenset(_KEYS)
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-#: The message as the WebSocket server sends it (stellarflow.websocket.messages.encode).
-messageJSON = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class InvalidMessage(ValueError):
@@ -93,7 +93,13 @@ def toRow(message, withMessage=True):
         rest = {k: v for k, v in message.items() if k not in _KNOWN}
         extra = _dumps(rest) if rest else None
     row.append(extra)
-    row.append(messageJSON(message) if withMessage else None)
+    if withMessage:
+        message = seal(message)
+        if message.json is None:
+            raise ValueError(message.encodeError)
+        row.append(message.json.decode("ascii"))
+    else:
+        row.append(None)
     return tuple(row)
 
 

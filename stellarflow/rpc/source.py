@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer, provider
 
+from stellarflow import positions
 from stellarflow.backoff import Backoff
 from stellarflow.batch import Batch
 from stellarflow.events.network import networkPassphrase, passphraseProblem
@@ -33,7 +34,7 @@ from stellarflow.rpc.client import (
 from stellarflow.schema import INVALID, Field, Integer, ListOf, Number, Schema, String, join
 
 DEFAULT_RPC_URL = "https://soroban-testnet.stellar.org"
-MAX_LEDGER = 2**32 - 1
+MAX_LEDGER = positions.MAX_LEDGER
 MAX_FILTERS = 5
 MAX_CONTRACT_IDS = 5
 MAX_TOPICS = 5
@@ -42,40 +43,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 10000
 EVENT_TYPES = ("contract", "system")
 
-# TOID = ledger << 32 | transaction << 12 | operation; the largest id of a ledger uses every bit.
-_TX_MASK = (1 << 20) - 1
-_OP_MASK = (1 << 12) - 1
-_EVENT_MAX = (1 << 32) - 1
-
-
 # -- cursors and ids ---------------------------------------------------------
-
-
-def idKey(value):
-    """
-    C{(toid, event index)} of an event id or cursor, or C{None} when it is not one.
-    """
-    if not isinstance(value, str):
-        return None
-    head, sep, tail = value.partition("-")
-    if not sep or not head.isdigit() or not tail.isdigit():
-        return None
-    return (int(head), int(tail))
-
-
-def cursorLedger(cursor):
-    """
-    The ledger a cursor (or event id) points into: its TOID shifted right by 32 bits.
-    """
-    key = idKey(cursor)
-    return None if key is None else key[0] >> 32
-
-
-def maxCursor(ledger):
-    """
-    The cursor after every event of C{ledger}.
-    """
-    return "%019d-%010d" % ((ledger << 32) | (_TX_MASK << 12) | _OP_MASK, _EVENT_MAX)
 
 
 def _eventId(event):
@@ -89,7 +57,7 @@ def _eventLedger(event):
         return value
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
-    return cursorLedger(_eventId(event))
+    return positions.ledgerOf(_eventId(event))
 
 
 def orderEvents(events):
@@ -100,7 +68,7 @@ def orderEvents(events):
     keyed = []
     unkeyed = []
     for event in events:
-        key = idKey(_eventId(event))
+        key = positions.split(_eventId(event))
         if key is None:
             unkeyed.append(event)
         else:
@@ -286,9 +254,10 @@ class RPCSourceAdapter:
     @param filters: validated config filters.
     @param network: the configured network (name or passphrase), checked once against the
         server's ``getNetwork`` when C{verifyNetwork}; a mismatch is logged as an error.
-    @param onFatal: called with a Failure when polling stops for good on an error (rejected
-        params, a gap with C{on_gap="stop"}, an unusable checkpoint).
-    @param onComplete: called with no arguments once a backfill reached C{end_ledger}.
+
+    L{start} returns a Deferred that fails when polling stops for good on an error (rejected
+    params, a gap with C{on_gap="stop"}, an unusable checkpoint) and fires once a backfill
+    reached C{end_ledger} (or the source was stopped).
 
     Attributes for metrics and health: C{polling}, C{latest_ledger}, C{oldest_ledger},
     C{cursor}, C{lag_ledgers}, C{last_success_time}, C{requests}, C{errors},
@@ -334,8 +303,6 @@ class RPCSourceAdapter:
         network=None,
         verifyNetwork=True,
         backoff=None,
-        onFatal=None,
-        onComplete=None,
         name="",
     ):
         self.client = client
@@ -350,9 +317,8 @@ class RPCSourceAdapter:
         self.network = network
         self.verifyNetwork = verifyNetwork and network is not None
         self.backoff = backoff or Backoff(initial=1.0, maximum=60.0)
-        self.onFatal = onFatal
-        self.onComplete = onComplete
         self.name = name
+        self._ended = None
 
         # progress
         self.cursor = None
@@ -408,7 +374,7 @@ class RPCSourceAdapter:
         """
         if self.latest_ledger is None:
             return None
-        position = cursorLedger(self.cursor)
+        position = positions.ledgerOf(self.cursor)
         if position is None:
             if self._startLedger is None:
                 return None
@@ -419,18 +385,19 @@ class RPCSourceAdapter:
 
     def start(self, deliver, checkpoint):
         self._deliver = deliver
+        self._ended = ended = Deferred()
         self.polling = True
         if checkpoint is not None:
-            if idKey(checkpoint) is None:
+            if positions.split(checkpoint) is None:
                 self._fatal(
                     "the checkpoint {!r} is not a getEvents cursor; remove the checkpoint file "
                     "to start from start_ledger".format(checkpoint),
                     None,
                 )
-                return
+                return ended
             self.cursor = checkpoint
-            self._lastKey = idKey(checkpoint)
-            where = "checkpoint cursor {} (ledger {})".format(checkpoint, cursorLedger(checkpoint))
+            self._lastKey = positions.split(checkpoint)
+            where = "checkpoint cursor {} (ledger {})".format(checkpoint, positions.ledgerOf(checkpoint))
         elif self._startLedger is not None:
             where = "start_ledger {}".format(self._startLedger)
         else:
@@ -456,10 +423,12 @@ class RPCSourceAdapter:
             until=" until ledger {}".format(self.end_ledger) if self.end_ledger else "",
         )
         self._schedule(0)
+        return ended
 
     def stop(self):
         self._stopping = True
         self.polling = False
+        self._end(None)
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
@@ -586,7 +555,7 @@ class RPCSourceAdapter:
             return None
 
         advanced = self.cursor != previous
-        position = cursorLedger(self.cursor)
+        position = positions.ledgerOf(self.cursor)
         behind = position is not None and self.latest_ledger is not None and position < self.latest_ledger
         catchingUp = advanced and (full or behind)
         if self._catchingUp and not catchingUp:
@@ -617,7 +586,7 @@ class RPCSourceAdapter:
         events = orderEvents(page.events)
         fresh = []
         for event in events:
-            key = idKey(_eventId(event))
+            key = positions.split(_eventId(event))
             if key is not None and self._lastKey is not None and key <= self._lastKey:
                 continue
             fresh.append(event)
@@ -633,16 +602,16 @@ class RPCSourceAdapter:
             kept = [e for e in fresh if (_eventLedger(e) or 0) <= self.end_ledger]
             beyond = len(kept) < len(fresh)
             fresh = kept
-            position = cursorLedger(cursor)
+            position = positions.ledgerOf(cursor)
             past = position is not None and position > self.end_ledger
             done = beyond or past or (position == self.end_ledger and not full)
             if beyond or past:
-                cursor = maxCursor(self.end_ledger)
+                cursor = positions.ledgerEnd(self.end_ledger)
         return fresh, cursor, done
 
     def _advance(self, items, cursor, page):
         for event in reversed(items):
-            key = idKey(_eventId(event))
+            key = positions.split(_eventId(event))
             if key is not None:
                 self._lastKey = max(key, self._lastKey) if self._lastKey else key
                 break
@@ -706,8 +675,7 @@ class RPCSourceAdapter:
             ledger=self.end_ledger,
             cursor=self.cursor,
         )
-        if self.onComplete is not None:
-            self.onComplete()
+        self._end(None)
 
     def _fatal(self, reason, failure):
         self.fatal = reason
@@ -719,11 +687,18 @@ class RPCSourceAdapter:
             endpoint=self.client.endpoint,
             reason=reason,
         )
-        if self.onFatal is not None:
-            self.onFatal(failure if failure is not None else Failure(RuntimeError(reason)))
+        self._end(failure if failure is not None else Failure(RuntimeError(reason)))
+
+    def _end(self, result):
+        """
+        Fire the Deferred L{start} returned (once): C{None}, or the Failure that ended polling.
+        """
+        ended, self._ended = self._ended, None
+        if ended is not None:
+            ended.callback(result) if result is None else ended.errback(result)
 
     def _requested(self):
-        position = cursorLedger(self.cursor)
+        position = positions.ledgerOf(self.cursor)
         return position if position is not None else self._startLedger
 
     def _failed(self, failure):

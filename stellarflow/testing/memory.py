@@ -36,10 +36,6 @@ class MemorySource:
         }
     )
 
-    #: set by the pipeline
-    onComplete = None
-    onFatal = None
-
     @classmethod
     def fromConfig(cls, config, context):
         return cls(context.reactor, **config)
@@ -57,21 +53,33 @@ class MemorySource:
         self.waiting = None
         self._call = None
         self._next = 1
+        self._ended = None
 
     def start(self, deliver, checkpoint):
         self.deliver = deliver
         self.checkpoint = checkpoint
         self.started = True
+        self._ended = Deferred()
         if checkpoint:
             self._next = int(checkpoint.split("-")[0]) + 1
         if self.count:
             self._schedule(0)
+        return self._ended
 
     def stop(self):
         self.stopped = True
         if self._call is not None and self._call.active():
             self._call.cancel()
+        self.finish()
         return succeed(None)
+
+    def finish(self, failure=None):
+        """
+        End the source: it delivered everything (C{failure} C{None}) or cannot go on.
+        """
+        ended, self._ended = self._ended, None
+        if ended is not None:
+            ended.callback(None) if failure is None else ended.errback(failure)
 
     def stats(self):
         return {"items_total": self._next - 1, "polling": self.started and not self.stopped}
@@ -97,8 +105,8 @@ class MemorySource:
         def again(_):
             if not self.stopped and self._next <= self.count:
                 self._schedule(self.interval)
-            elif self.stop_when_done and self.onComplete is not None:
-                self.onComplete()
+            elif self.stop_when_done:
+                self.finish()
 
         def failed(f):
             self.log.failure("Delivery failed; retrying the batch", f)

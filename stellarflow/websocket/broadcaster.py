@@ -26,12 +26,13 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from zope.interface import Attribute, Interface, implementer
+from zope.interface import implementer
 
+from stellarflow.message import seal
+from stellarflow.positions import isPosition, parsePosition
 from stellarflow.websocket import messages
 from stellarflow.websocket.filters import FilterError, FilterIndex, event_keys, matches, parse_filters
-from stellarflow.websocket.history import Event, HistoryWindow, isPosition, parsePosition
-from stellarflow.websocket.messages import encode
+from stellarflow.websocket.history import Event, HistoryWindow
 from stellarflow.websocket.replay import Replayer
 
 log = Logger()
@@ -44,47 +45,6 @@ CHUNK_EVENTS = 10
 #: Keys a ``register`` message may carry.
 REGISTER_FIELDS = ("type", "filters", "resume_after")
 
-
-
-class IClientConnection(Interface):
-    """
-    What the broadcaster needs from one WebSocket connection (the Autobahn protocol).
-    """
-
-    peer = Attribute("The client's address as text, for logs (e.g. 'tcp4:10.0.0.7:51234').")
-
-    def registerProducer(producer, streaming):
-        """
-        Register C{producer} (an L{IPushProducer}) with the transport, which then pauses it
-        while its write buffer is full and resumes it once drained.
-        """
-
-    def send(frame):
-        """
-        Write one prepared frame if the connection is still open; never raises for a closed one.
-        A connection may also offer C{sendMany(frames)}, writing several frames as one write:
-        the fan-out then uses it once per chunk of events.
-        """
-
-    def close(code, reason):
-        """
-        Start the WebSocket closing handshake with C{code} and C{reason}.
-        """
-
-    def abort():
-        """
-        Drop the TCP connection now.
-        """
-
-    def pauseReading():
-        """
-        Stop reading from the client (it is not reading what we send).
-        """
-
-    def resumeReading():
-        """
-        Read from the client again.
-        """
 
 
 @implementer(IPushProducer)
@@ -507,11 +467,15 @@ class Broadcaster:
         chunked = 0
         for message in events:
             try:
+                message = seal(message)
+                if message.json is None:
+                    log.warn("Cannot send event {id} to WebSocket clients: {error}", id=message.id, error=message.encodeError)
+                    continue
                 keys = event_keys(message)
                 targets = index.match(keys) if len(index) else ()
                 if not targets and not unregistered and history is None:
                     continue
-                event = Event(message.get("id"), keys, prepare(encode(message)))
+                event = Event(message.id, keys, prepare(message.json))
             except Exception:
                 log.failure("Cannot send event {id} to WebSocket clients", id=_idOf(message))
                 continue

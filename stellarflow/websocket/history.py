@@ -13,16 +13,9 @@ before this process started).  L{IEventHistory} is the durable store (PostgreSQL
 for positions older than the floor.
 """
 
-import re
 from bisect import bisect_right
 
-from stellarflow.interfaces import IEventHistory  # noqa: F401 (re-exported)
-
-#: An event id or RPC cursor: 19-digit TOID, dash, 10-digit event index.
-_POSITION = re.compile(r"[0-9]{19}-[0-9]{10}\Z")
-_MAX_TOID = (1 << 63) - 1
-#: Largest event index (uint32, as the RPC's cursor parser allows).
-EVENT_MAX = (1 << 32) - 1
+from stellarflow.positions import before, isPosition, ledgerOf
 
 
 class Event:
@@ -37,57 +30,6 @@ class Event:
         self.id = id
         self.keys = keys
         self.frame = frame
-
-
-def parsePosition(value):
-    """
-    C{value} as a position, or raise C{ValueError} saying what is wrong with it.
-    """
-    if not isinstance(value, str):
-        raise ValueError("must be a string (an event id or cursor like \"0016010972359577600-0000000001\")")
-    if not _POSITION.match(value):
-        raise ValueError(
-            "{} is not an event id or cursor: expected 19 digits, '-', 10 digits".format(_shown(value))
-        )
-    if int(value[:19]) > _MAX_TOID or int(value[20:]) > EVENT_MAX:
-        raise ValueError("{} is out of range for an event id or cursor".format(_shown(value)))
-    return value
-
-
-def _shown(value, limit=60):
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def ledgerOf(position):
-    """
-    The ledger a position lies in (the TOID's upper 32 bits).
-    """
-    return int(position[:19]) >> 32
-
-
-def before(position):
-    """
-    The greatest position below C{position}: no event id lies strictly between the two.
-    """
-    toid, index = int(position[:19]), int(position[20:])
-    if index:
-        return "%019d-%010d" % (toid, index - 1)
-    return "%019d-%010d" % (toid - 1, EVENT_MAX)
-
-
-def after(position):
-    """
-    The smallest position above C{position} (the first event id that could follow it).
-    """
-    toid, index = int(position[:19]), int(position[20:])
-    if index < EVENT_MAX:
-        return "%019d-%010d" % (toid, index + 1)
-    return "%019d-%010d" % (toid + 1, 0)
-
-
-def isPosition(value):
-    return isinstance(value, str) and _POSITION.match(value) is not None
 
 
 class HistoryWindow:

@@ -15,7 +15,7 @@ from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny
 from zope.interface import implementer
 
-from stellarflow.websocket.broadcaster import IClientConnection
+from stellarflow.interfaces import IClientConnection
 
 _OPEN = WebSocketProtocol.STATE_OPEN
 

@@ -24,9 +24,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from stellarflow.backoff import Backoff
+from stellarflow.positions import after, before, ledgerOf
 from stellarflow.websocket import messages
 from stellarflow.websocket.filters import event_keys, matches
-from stellarflow.websocket.history import Event, after, before, ledgerOf
+from stellarflow.websocket.history import Event
 
 log = Logger()
 
