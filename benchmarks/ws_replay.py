@@ -198,9 +198,8 @@ def runServer(args):
         cursor_interval=0,
         history_size=1000 if args.database else args.replay + 10000,
         max_replay=args.replay + 10000,
+        history=stores[0].eventHistory() if stores else None,
     )
-    if stores:
-        ws.attachHistory(stores[0].eventHistory())
     consumers = [ws] + stores
     counter = [0]
 

@@ -4,12 +4,13 @@ The daemon: a MultiService of pipelines built from a L{DaemonConfig}.
 
 import json
 
+import attr
 from twisted.application.service import MultiService
 from twisted.logger import Logger
 from zope.interface.verify import verifyObject
 
 from stellarflow.checkpoint import FileCheckpointStore, LayeredCheckpointStore
-from stellarflow.interfaces import ICheckpointStore, IConsumer, IProcessor, ISource
+from stellarflow.interfaces import ICheckpointStore, IConsumer, IEventHistorySource, IProcessor, ISource
 from stellarflow.pipeline import ComponentContext, Pipeline
 
 
@@ -80,6 +81,13 @@ class Daemon(MultiService):
             self._stop()
 
 
+def _storesHistory(factory):
+    """
+    Whether the consumers C{factory} builds are L{IEventHistorySource}s.
+    """
+    return isinstance(factory, type) and IEventHistorySource.implementedBy(factory)
+
+
 def buildPipeline(spec, config, reactor, onFatal=None):
     """
     Instantiate one pipeline's components from its validated spec.
@@ -93,18 +101,18 @@ def buildPipeline(spec, config, reactor, onFatal=None):
         processor = p.factory.fromConfig(p.config, context)
         verifyObject(IProcessor, processor)
         processors.append(processor)
-    consumers = []
-    for i, c in enumerate(spec.consumers):
+    # A consumer that stores the events durably is built first: it lends them to those built
+    # after it (WebSocket clients resuming from a position older than the server's memory).
+    built = {}
+    for i in sorted(range(len(spec.consumers)), key=lambda i: not _storesHistory(spec.consumers[i].factory)):
+        c = spec.consumers[i]
         consumer = c.factory.fromConfig(c.config, context)
         verifyObject(IConsumer, consumer)
-        consumers.append(("{}[{}]".format(c.type, i), consumer))
-    # A consumer that stores the events durably lends them to those that replay history
-    # (WebSocket clients resuming from a position older than the server's memory).
-    history = next((c.eventHistory() for _, c in consumers if hasattr(c, "eventHistory")), None)
-    if history is not None:
-        for _, consumer in consumers:
-            if hasattr(consumer, "attachHistory"):
-                consumer.attachHistory(history)
+        if context.history is None and IEventHistorySource.providedBy(consumer):
+            verifyObject(IEventHistorySource, consumer)
+            context = attr.evolve(context, history=consumer.eventHistory())
+        built[i] = ("{}[{}]".format(c.type, i), consumer)
+    consumers = [built[i] for i in range(len(spec.consumers))]
     checkpoints = FileCheckpointStore(config.state_dir)
     durable = next((c for _, c in consumers if ICheckpointStore.providedBy(c)), None)
     if durable is not None:

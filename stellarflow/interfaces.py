@@ -138,6 +138,20 @@ class ICheckpointStore(Interface):
         """
 
 
+class IEventHistorySource(Interface):
+    """
+    A consumer that stores its pipeline's events durably and lends them, read back in id
+    order, to the pipeline's other consumers (WebSocket clients resuming from a position older
+    than the server's memory).  The daemon builds such consumers first and hands their history
+    to the others in the L{stellarflow.pipeline.ComponentContext}.
+    """
+
+    def eventHistory():
+        """
+        The L{IEventHistory} of this consumer's store: one instance, closed when it stops.
+        """
+
+
 class IEventHistory(Interface):
     """
     A durable store of a pipeline's events, read back in id order (the PostgreSQL consumer's

@@ -28,12 +28,15 @@ class ComponentContext:
     @ivar pipeline: the pipeline's name.
     @ivar state_dir: where components may keep files.
     @ivar network: the source's ``network`` setting, for processors that verify assets.
+    @ivar history: the pipeline's L{IEventHistory} when one of its consumers stores the events
+        durably (an L{IEventHistorySource}, built before the others), else C{None}.
     """
 
     reactor = attr.ib()
     pipeline = attr.ib()
     state_dir = attr.ib(default="stellarflow-state")
     network = attr.ib(default=None)
+    history = attr.ib(default=None)
 
 
 class ConsumerLane:

@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer, provider
 
 from stellarflow.config import parse
-from stellarflow.daemon import Daemon
+from stellarflow.daemon import Daemon, buildPipeline
 from stellarflow.interfaces import IComponentFactory, IConsumer
 from stellarflow.registry import Registry
 from stellarflow.schema import Field, Schema, String
@@ -35,6 +35,32 @@ pipelines:
     processors: []
     consumers: [{{type: MemoryConsumer}}]
 """
+
+
+class HistoryWiringTests(SynchronousTestCase):
+    def test_durableConsumerLendsItsHistory(self):
+        """
+        Listed after the WebSocket consumer, PostgreSQL is still built first and its history
+        handed to the WebSocket consumer's constructor; the order of consumers is kept.
+        """
+        text = (
+            "state_dir: {}\n"
+            "source: {{type: MemorySource}}\n"
+            "consumers:\n"
+            "  - {{type: SaveToWebSocket, config: {{port: 0}}}}\n"
+            "  - {{type: SaveToPostgreSQL, config: {{database: nowhere}}}}\n".format(self.mktemp())
+        )
+        config = parse(text, "h.yaml", {})
+        pipeline = buildPipeline(config.pipelines[0], config, Clock())
+        (wsName, ws), (pgName, pg) = pipeline.consumers
+        self.assertEqual((wsName, pgName), ("SaveToWebSocket[0]", "SaveToPostgreSQL[1]"))
+        self.assertIs(ws.broadcaster.replayer.store, pg.eventHistory())
+
+    def test_noDurableConsumer(self):
+        text = "state_dir: {}\nsource: {{type: MemorySource}}\nconsumers: [{{type: SaveToWebSocket}}]\n"
+        config = parse(text.format(self.mktemp()), "h.yaml", {})
+        [(_, ws)] = buildPipeline(config.pipelines[0], config, Clock()).consumers
+        self.assertIsNone(ws.broadcaster.replayer.store)
 
 
 class DaemonTests(SynchronousTestCase):

@@ -1017,8 +1017,7 @@ class ConsumerTests(SynchronousTestCase):
         consumer.consume(Batch(items=[], messages=[], cursor=pos(7)))
         self.assertEqual(consumer.broadcaster.position, pos(7))
 
-    def test_attachHistory(self):
-        consumer = SaveToWebSocket(Clock())
+    def test_historyFromConstructor(self):
         store = FakeStore()
-        consumer.attachHistory(store)
+        consumer = SaveToWebSocket(Clock(), history=store)
         self.assertIs(consumer.broadcaster.replayer.store, store)

@@ -39,7 +39,7 @@ from txpostgres import txpostgres
 from zope.interface import implementer, provider
 
 from stellarflow.backoff import Backoff
-from stellarflow.interfaces import ICheckpointStore, IComponentFactory, IConsumer
+from stellarflow.interfaces import ICheckpointStore, IComponentFactory, IConsumer, IEventHistorySource
 from stellarflow.postgres import dsn as dsnlib
 from stellarflow.postgres import rows as rowlib
 from stellarflow.postgres.schema import TableNames, migrate
@@ -125,7 +125,7 @@ class _Entry:
 
 
 @provider(IComponentFactory)
-@implementer(IConsumer, ICheckpointStore)
+@implementer(IConsumer, ICheckpointStore, IEventHistorySource)
 class SaveToPostgreSQL:
     """
     Writes event messages to PostgreSQL and keeps the pipeline's checkpoint there.

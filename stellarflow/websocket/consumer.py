@@ -7,8 +7,8 @@ clients' queues.  What a slow client cannot take is dropped for that client alon
 docs/websocket.md), never held against the pipeline.
 
 Recent events are kept for clients that resume after a reconnect; when the pipeline also stores
-its events durably (PostgreSQL), the daemon hands that store to L{SaveToWebSocket.attachHistory}
-and older positions are replayed from it.
+its events durably (PostgreSQL), the consumer is built with that store (C{history}) and older
+positions are replayed from it.
 """
 
 from twisted.internet.defer import gatherResults, maybeDeferred, succeed
@@ -105,7 +105,7 @@ class SaveToWebSocket:
 
     @classmethod
     def fromConfig(cls, config, context):
-        return cls(context.reactor, **config)
+        return cls(context.reactor, history=context.history, **config)
 
     def stats(self):
         """
@@ -150,6 +150,7 @@ class SaveToWebSocket:
         open_timeout=5.0,
         close_timeout=2.0,
         shutdown_timeout=5.0,
+        history=None,
     ):
         self.reactor = reactor
         self.tls = serverOptions(tls_certificate, tls_key) if tls_certificate else None
@@ -180,6 +181,8 @@ class SaveToWebSocket:
             cursor_interval=cursor_interval,
             replay_options=replay_options,
         )
+        if history is not None:
+            self.broadcaster.attachHistory(history)
         self.factory.broadcaster = self.broadcaster
         self.factory.isSecure = self.tls is not None
         self.listeningPort = None
@@ -220,13 +223,6 @@ class SaveToWebSocket:
             raise ListenError("cannot listen on {}: {}".format(self.address, _reason(f.value)))
 
         return d.addCallbacks(listening, failed)
-
-    def attachHistory(self, store):
-        """
-        Replay positions older than the in-memory window from C{store} (an L{IEventHistory}:
-        the pipeline's PostgreSQL table).  Called by the daemon when building the pipeline.
-        """
-        self.broadcaster.attachHistory(store)
 
     def consume(self, batch):
         self.broadcaster.broadcast(batch.messages, batch.cursor)
