@@ -1,10 +1,10 @@
 """
-Shared test helpers: locating the read-only material in ../shared beside the repository.
+Shared test helpers.
 """
 
 import os
 
-from stellarflow.testing.fixtures import shared_path as sharedPath  # noqa: F401 (for tests)
+from stellarflow.testing.fixtures import guide_path as guidePath  # noqa: F401 (for tests)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -303,6 +303,8 @@ class CompiledClientTests(TestCase):
     def test_countsFramesAcrossCuts(self):
         binary = compiledClient()
         if binary is None:
+            if os.environ.get("CI") == "true":
+                self.fail("the C load generator must build under CI (gcc is on every machine here)")
             raise SkipTest("no C compiler: the benchmarks use the Python load generator")
         ids = ["%019d-%010d" % (n << 12, 0) for n in range(4)]
         events = [serverFrame(json.dumps({"type": "contract_event", "id": i}, separators=(",", ":")).encode())

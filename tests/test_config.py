@@ -9,7 +9,7 @@ from stellarflow.config import load, parse
 from stellarflow.interfaces import IComponentFactory, IConsumer, IProcessor, ISource
 from stellarflow.registry import Registry
 from stellarflow.schema import ConfigError, Field, Integer, Schema, String
-from tests.helpers import sharedPath
+from tests.helpers import guidePath
 
 
 @provider(IComponentFactory)
@@ -181,7 +181,7 @@ pipelines:
         The guide's YAML blocks validate as they are written there (with fakes standing in for
         components; tests/test_config_seed.py runs them against the real ones).
         """
-        with open(sharedPath("seed", "websocket-streaming-consumer-guide.md")) as f:
+        with open(guidePath()) as f:
             text = f.read()
         blocks = text.split("```yaml\n")[1:]
         yamls = [b.split("```")[0] for b in blocks]

@@ -689,10 +689,7 @@ class FixtureHelperTests(SynchronousTestCase):
         path = fixture_path("rpc", "pysdk-2025-empty-page-after-cursor.json")
         self.assertTrue(os.path.isabs(path))
         self.assertTrue(os.path.isfile(path))
-        self.assertEqual(
-            os.path.dirname(os.path.dirname(os.path.dirname(path))),
-            os.path.normpath(os.path.join(fixtures.REPO_ROOT, "..", "shared")),
-        )
+        self.assertEqual(os.path.dirname(os.path.dirname(path)), os.path.join(fixtures.REPO_ROOT, "tests", "fixtures"))
 
     def test_missing_skips(self):
         self.patch(os, "environ", {})

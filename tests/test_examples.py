@@ -853,7 +853,7 @@ class GoClientTests(SynchronousTestCase):
     def test_builds(self):
         gopath = "/usr/share/gocode"
         if shutil.which("go") is None or not os.path.isdir(os.path.join(gopath, "src", "github.com", "gorilla", "websocket")):
-            raise SkipTest("needs go and Debian's golang-github-gorilla-websocket-dev (no module proxy here)")
+            required("go", "needs go and Debian's golang-github-gorilla-websocket-dev (no module proxy here)")
         work = os.path.abspath(self.mktemp())
         os.makedirs(os.path.join(work, "src", "client"))
         shutil.copy(os.path.join(CLIENTS, "go", "main.go"), os.path.join(work, "src", "client"))

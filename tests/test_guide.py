@@ -17,7 +17,7 @@ from stellarflow.config import parse
 from stellarflow.daemon import Daemon
 from stellarflow.postgres.testing import connect
 from stellarflow.testing.rpcserver import StellarRPCResource, serve
-from tests.helpers import sharedPath
+from tests.helpers import guidePath
 from tests.test_websocket_e2e import Client, cancelAutobahnTimers, until
 
 USDC_SAC = "CCW67TSZV3SSS2HXMBQ5JFGCKJNXKZM7UQUWUZPUTHXSTZLEO7SJMI75"
@@ -25,7 +25,7 @@ USDC_ISSUER = "GA5ZSEJYB37JRC5AVCIA5MOP4RHTM335X2KGX3IHOJAPP5RE34K4KZVN"
 
 
 def guideBlocks():
-    with open(sharedPath("seed", "websocket-streaming-consumer-guide.md")) as f:
+    with open(guidePath()) as f:
         text = f.read()
     blocks = [b.split("```")[0] for b in text.split("```yaml\n")[1:]]
     complete = [b for b in blocks if b.startswith("pipelines:")]

@@ -22,7 +22,7 @@ from stellarflow.interfaces import IComponentFactory, IConsumer
 from stellarflow.pipeline import ComponentContext
 from stellarflow.websocket.consumer import ListenError, SaveToWebSocket
 from tests import test_websocket_broadcaster as ev
-from tests.helpers import sharedPath
+from tests.helpers import guidePath
 
 TIMEOUT = 10
 
@@ -280,7 +280,7 @@ class GuideExampleTests(E2EMixin, TestCase):
         """
         GUIDE_PYTHON is the guide's Python example with only the URL changed.
         """
-        with open(sharedPath("seed", "websocket-streaming-consumer-guide.md"), encoding="utf-8") as f:
+        with open(guidePath(), encoding="utf-8") as f:
             guide = f.read()
         [code] = re.findall(r"### Python\n\n```python\n(.*?)```", guide, re.S)
         self.assertEqual(GUIDE_PYTHON.replace("ws://127.0.0.1:PORT/ws", "ws://localhost:8080/ws"), code)

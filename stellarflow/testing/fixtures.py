@@ -1,9 +1,12 @@
 """
-Locate the recorded RPC fixtures shared between checkouts, in place (they are never copied in).
+Locate the recorded fixtures the tests read: real Stellar RPC responses and the streaming
+guide, committed under ``tests/fixtures`` (each with a ``.source.txt`` naming its origin), so a
+fresh clone runs every test.  They are copies of ``../shared`` beside the repository;
+C{tests/test_fixtures.py} checks that the copies still equal it when it is present.
 
-They live in ``<repo root>/../shared/fixtures``.  When they are missing a test is skipped with
-the path in the reason, except under CI (``CI=true``) where a missing fixture fails the test:
-a CI run that silently skipped its real-data tests would prove nothing.
+A fixture missing from the checkout skips its test with the path in the reason, except under CI
+(``CI=true``) where it fails: a CI run that silently skipped its real-data tests would prove
+nothing.
 """
 
 import json
@@ -12,8 +15,9 @@ import os
 from twisted.trial.unittest import FailTest, SkipTest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FIXTURES = os.path.join(REPO_ROOT, "tests", "fixtures")
+#: The steering repository's shared folder, where the originals live (absent in a user's clone).
 SHARED = os.path.normpath(os.path.join(REPO_ROOT, "..", "shared"))
-FIXTURES = os.path.join(SHARED, "fixtures")
 
 
 #: The recorded fixtures that are getEvents results (the others are fragments or getTransaction
@@ -34,27 +38,32 @@ GETEVENTS_FIXTURES = (
 )
 
 
-def shared_path(*parts):
+def _required(path):
     """
-    The absolute path of ``../shared/<parts...>`` relative to the repository root (the guide,
-    the recorded fixtures).
-
-    @raise SkipTest: it does not exist (outside CI).
-    @raise FailTest: it does not exist and ``CI`` is ``"true"``.
+    C{path} if it exists; otherwise skip (outside CI) or fail (under CI).
     """
-    path = os.path.join(SHARED, *parts)
     if not os.path.exists(path):
         if os.environ.get("CI") == "true":
             raise FailTest("{} is required under CI but is missing".format(path))
-        raise SkipTest("{} is missing (../shared ships beside the repository, not in it)".format(path))
+        raise SkipTest("{} is missing".format(path))
     return path
 
 
 def fixture_path(*parts):
     """
-    The absolute path of ``../shared/fixtures/<parts...>``; see L{shared_path}.
+    The absolute path of ``tests/fixtures/<parts...>``.
+
+    @raise SkipTest: it does not exist (outside CI).
+    @raise FailTest: it does not exist and ``CI`` is ``"true"``.
     """
-    return shared_path("fixtures", *parts)
+    return _required(os.path.join(FIXTURES, *parts))
+
+
+def guide_path():
+    """
+    The absolute path of the copy of the WebSocket streaming guide (see L{fixture_path}).
+    """
+    return fixture_path("guide", "websocket-streaming-consumer-guide.md")
 
 
 def load_rpc_result(name):
