@@ -20,5 +20,6 @@ WORKDIR /var/lib/stellarflow
 EXPOSE 8080
 VOLUME ["/app/config"]
 
-ENTRYPOINT ["twistd", "-n", "--pidfile=", "stellarflow"]
+# The runner, not twistd, so that a failed pipeline exits 1 and SIGTERM 0 (docs/operations.md).
+ENTRYPOINT ["stellarflow"]
 CMD ["-c", "/app/config/websocket.yaml"]

@@ -1,10 +1,8 @@
 """
-The twistd plugin's options and service maker: the only module that reaches for the global
-reactor.
+The twistd plugin's options and service maker.  With L{stellarflow.run} (the C{stellarflow}
+command), the only module that reaches for the global reactor.
 """
 
-import atexit
-import os
 import sys
 
 from twisted.python import usage
@@ -72,31 +70,16 @@ def makeService(options):
     """
     Build the daemon on the global reactor.
 
-    Exit status: 0 after a clean stop on SIGTERM or SIGINT (twistd would otherwise re-raise
-    the signal and exit 143/130); 1 when a pipeline could not start (a port in use), after
-    twistd has shut everything down.
+    Exit status is twistd's own: after a clean stop on SIGTERM or SIGINT twistd re-raises the
+    signal (143 or 130; systemd counts both as clean); when a pipeline cannot start or fails
+    the daemon logs it at critical level and stops, and twistd exits 0.  The C{stellarflow}
+    command (L{stellarflow.run}) runs the same service with statuses 0 and 1 instead.
     """
     from twisted.internet import reactor
 
     from stellarflow.daemon import Daemon
 
-    daemon = Daemon(options.loaded, reactor, stop=lambda: reactor.callWhenRunning(reactor.stop))
-
-    def cleanStop():
-        # A graceful stop on a signal is a success, not a death by signal.
-        if hasattr(reactor, "_exitSignal"):
-            reactor._exitSignal = None
-
-    reactor.addSystemEventTrigger("after", "shutdown", cleanStop)
-
-    def exitStatus():
-        if daemon.exitCode:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(daemon.exitCode)
-
-    atexit.register(exitStatus)
-    return daemon
+    return Daemon(options.loaded, reactor, stop=lambda: reactor.callWhenRunning(reactor.stop))
 
 
 def checkMain(argv=None):

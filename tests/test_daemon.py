@@ -5,6 +5,7 @@ The daemon runs several pipelines side by side, and the real twistd starts and s
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -187,9 +188,23 @@ def twistd(*args, cwd, before=()):
     )
 
 
-class TwistdTests(TestCase):
+def runner(*args, cwd, before=()):
     """
-    The real C{twistd} on a config file; every wait is bounded.
+    The C{stellarflow} command (L{stellarflow.run}), run from the working tree.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-c", "from stellarflow.run import main; main()"] + list(args) + list(before),
+        cwd=cwd,
+        env=twistdEnv(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+class DaemonProcessMixin:
+    """
+    The real daemon on a config file; every wait is bounded.  C{start} is L{twistd} or
+    L{runner}.
     """
 
     timeout = 60
@@ -223,9 +238,19 @@ class TwistdTests(TestCase):
         with open(self.out) as f:
             return [json.loads(line) for line in f if line.endswith("\n")]
 
-    def stopWith(self, sig, twistdArgs=()):
+    def runToEnd(self, *args):
+        proc = self.start(*args, cwd=self.dir)
+        try:
+            output, _ = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        return proc.returncode, output.decode("utf-8", "replace")
+
+    def stopWith(self, sig, expected, logArgs=()):
         before = len(self.lines())
-        proc = twistd("-c", self.config, cwd=self.dir, before=twistdArgs)
+        proc = self.start("-c", self.config, cwd=self.dir, before=logArgs)
         try:
             self.assertTrue(self.waitFor(lambda: len(self.lines()) >= before + 10), "no events consumed")
             proc.send_signal(sig)
@@ -235,7 +260,7 @@ class TwistdTests(TestCase):
                 proc.kill()
                 proc.wait()
         text = output.decode("utf-8", "replace")
-        self.assertEqual(proc.returncode, 0, text)
+        self.assertEqual(proc.returncode, expected, text)
         self.assertIn("Pipeline default stopped at checkpoint", text)
         self.assertNotIn("Traceback", text)
         with open(os.path.join(self.dir, "state", "default.checkpoint.json")) as f:
@@ -244,25 +269,9 @@ class TwistdTests(TestCase):
         self.assertEqual(self.lines()[-1]["id"], cursor)
         return text
 
-    def test_sigterm(self):
-        self.stopWith(signal.SIGTERM)
-
-    def test_sigint(self):
-        self.stopWith(signal.SIGINT)
-
-    def test_jsonLogs(self):
-        """
-        C{--logger=stellarflow.logs.json} makes every output line one JSON object.
-        """
-        text = self.stopWith(signal.SIGTERM, ["--logger=stellarflow.logs.json"])
-        records = [json.loads(line) for line in text.splitlines()]
-        messages = [r["message"] for r in records]
-        self.assertTrue(any(m.startswith("Pipeline default stopped at checkpoint") for m in messages), messages)
-        self.assertTrue(all(r["level"] in ("debug", "info", "warn", "error", "critical") for r in records))
-
     def test_restartContinuesFromCheckpoint(self):
-        self.stopWith(signal.SIGTERM)
-        text = self.stopWith(signal.SIGTERM)
+        self.stopWith(signal.SIGTERM, self.sigtermStatus)
+        text = self.stopWith(signal.SIGTERM, self.sigtermStatus)
         self.assertIn("starting from checkpoint", text)
         ns = [m["n"] for m in self.lines()]
         self.assertEqual(ns, list(range(1, len(ns) + 1)))
@@ -270,12 +279,102 @@ class TwistdTests(TestCase):
     def test_configErrorExitsNonZero(self):
         with open(self.config, "w") as f:
             f.write("consumers:\n  - type: MemoryConsumer\n    config: {paht: x}\nsource: {type: MemorySource}\n")
-        proc = twistd("-c", self.config, cwd=self.dir)
-        output, _ = proc.communicate(timeout=30)
-        text = output.decode()
-        self.assertEqual(proc.returncode, 1, text)
+        status, text = self.runToEnd("-c", self.config)
+        self.assertEqual(status, 1, text)
         self.assertIn("consumers[0].config.paht: unknown key (did you mean 'path'?)", text)
         self.assertNotIn("Traceback", text)
+
+    def portInUse(self):
+        """
+        A config whose WebSocket consumer must listen on a port that is taken.
+        """
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        self.addCleanup(taken.close)
+        with open(self.config, "w") as f:
+            f.write(
+                "state_dir: {}\nsource: {{type: MemorySource}}\n"
+                "consumers: [{{type: SaveToWebSocket, config: {{host: 127.0.0.1, port: {}}}}}]\n".format(
+                    os.path.join(self.dir, "state"), taken.getsockname()[1]
+                )
+            )
+
+
+class TwistdTests(DaemonProcessMixin, TestCase):
+    """
+    C{twistd -n stellarflow}: twistd's own exit statuses.
+    """
+
+    start = staticmethod(twistd)
+    sigtermStatus = -signal.SIGTERM
+
+    def test_sigterm(self):
+        """
+        twistd re-raises SIGTERM after the clean stop: the process dies of it (status 143).
+        """
+        self.stopWith(signal.SIGTERM, -signal.SIGTERM)
+
+    def test_sigint(self):
+        self.stopWith(signal.SIGINT, -signal.SIGINT)
+
+    def test_jsonLogs(self):
+        """
+        C{--logger=stellarflow.logs.json} makes every output line one JSON object.
+        """
+        text = self.stopWith(signal.SIGTERM, -signal.SIGTERM, ["--logger=stellarflow.logs.json"])
+        records = [json.loads(line) for line in text.splitlines()]
+        messages = [r["message"] for r in records]
+        self.assertTrue(any(m.startswith("Pipeline default stopped at checkpoint") for m in messages), messages)
+        self.assertTrue(all(r["level"] in ("debug", "info", "warn", "error", "critical") for r in records))
+
+    def test_failedStartExitsZero(self):
+        """
+        twistd has no public way for a service to set its exit status: a pipeline that cannot
+        start is logged at critical level and the daemon stops, with status 0.
+        """
+        self.portInUse()
+        status, text = self.runToEnd("-c", self.config)
+        self.assertEqual(status, 0, text)
+        self.assertIn("cannot listen on 127.0.0.1:", text)
+        self.assertIn("address already in use", text)
+
+
+class RunnerTests(DaemonProcessMixin, TestCase):
+    """
+    The C{stellarflow} command: 0 after a clean stop, 1 after a failure.
+    """
+
+    start = staticmethod(runner)
+    sigtermStatus = 0
+
+    def test_sigterm(self):
+        self.stopWith(signal.SIGTERM, 0)
+
+    def test_sigint(self):
+        self.stopWith(signal.SIGINT, 0)
+
+    def test_jsonLogs(self):
+        text = self.stopWith(signal.SIGTERM, 0, ["--log-format", "json"])
+        records = [json.loads(line) for line in text.splitlines()]
+        self.assertTrue(any(r["message"].startswith("Pipeline default stopped at checkpoint") for r in records))
+
+    def test_failedStartExitsOne(self):
+        self.portInUse()
+        status, text = self.runToEnd("-c", self.config)
+        self.assertEqual(status, 1, text)
+        self.assertIn("cannot listen on 127.0.0.1:", text)
+        self.assertNotIn("Traceback", text)
+
+    def test_check(self):
+        status, text = self.runToEnd("-c", self.config, "--check")
+        self.assertEqual(status, 0, text)
+        self.assertIn("OK, 1 pipeline(s)", text)
+
+    def test_badOption(self):
+        status, text = self.runToEnd("-c", self.config, "--log-format", "xml")
+        self.assertEqual(status, 2, text)
+        self.assertIn("--log-format must be text or json", text)
 
 
 class BackfillTests(TestCase):

@@ -22,11 +22,10 @@ def read(*parts):
 
 def runCheck(argv):
     """
-    Run C{argv} (a twistd command line) with C{--check}; return (status, output).
+    Run C{argv} (a C{stellarflow} command line) with C{--check}; return (status, output).
     """
     env = dict(os.environ, PYTHONPATH=REPO)
-    bindir = os.path.dirname(sys.executable)
-    argv = [os.path.join(bindir, "twistd")] + argv[1:] + ["--check"]
+    argv = [sys.executable, "-c", "from stellarflow.run import main; main()"] + argv[1:] + ["--check"]
     proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, timeout=60)
     return proc.returncode, (proc.stdout + proc.stderr).decode()
 
@@ -44,14 +43,12 @@ class DockerfileTests(SynchronousTestCase):
 
     def test_entryRunsThePlugin(self):
         """
-        ENTRYPOINT + CMD is C{twistd -n ... stellarflow -c /app/config/<file>}; with the mounted
-        config directory replaced by the repository's, it validates.
+        ENTRYPOINT + CMD is C{stellarflow -c /app/config/<file>} (the runner, for its exit
+        statuses); with the mounted config directory replaced by the repository's, it validates.
         """
         entry = json.loads(self.instruction("ENTRYPOINT"))
         cmd = json.loads(self.instruction("CMD"))
-        self.assertEqual(entry[0], "twistd")
-        self.assertIn("-n", entry)
-        self.assertEqual(entry[-1], "stellarflow")
+        self.assertEqual(entry, ["stellarflow"])
         self.assertEqual(cmd[0], "-c")
         self.assertTrue(cmd[1].startswith("/app/config/"))
         local = os.path.join(REPO, "config", cmd[1][len("/app/config/"):])
@@ -71,9 +68,8 @@ class SystemdUnitTests(SynchronousTestCase):
 
     def test_execStartRunsThePlugin(self):
         argv = self.setting("ExecStart").split()
-        self.assertTrue(argv[0].endswith("/twistd"))
-        self.assertIn("-n", argv)
-        self.assertEqual(argv[argv.index("stellarflow") + 1], "-c")
+        self.assertTrue(argv[0].endswith("/bin/stellarflow"))
+        self.assertEqual(argv[1], "-c")
         argv[argv.index("-c") + 1] = os.path.join(REPO, "config", "websocket.yaml")
         status, output = runCheck(argv)
         self.assertEqual(status, 0, output)
