@@ -56,6 +56,69 @@ DECODE_ERROR = "decode_error"
 RAW_XDR_FIELDS = ("topics_xdr", "data_xdr")
 RAW_JSON_FIELDS = ("topics_json", "data_json")
 
+#: The ``type`` of a payment message and of a trade message (L{stellarflow.meta} builds them
+#: from ledgers; ``docs/websocket.md`` describes them).
+PAYMENT = "payment"
+TRADE = "trade"
+
+#: Fields every payment and trade message starts with, in order.  Ids and positions are those
+#: of getEvents (the TOID of the operation, ``transaction_index`` from 1 in apply order,
+#: ``operation_index`` from 0); ``operation_type`` is Horizon's name of the operation.
+OPERATION_FIELDS = (
+    "type",
+    "id",
+    "ledger",
+    "ledger_closed_at",
+    "transaction_hash",
+    "transaction_index",
+    "operation_index",
+    "operation_type",
+)
+
+#: The transaction's memo, after L{OPERATION_FIELDS}, only when the transaction has one.
+MEMO_FIELDS = ("memo_type", "memo")
+
+#: Fields of a payment, in order, after those.  The muxed ones appear only for a muxed account,
+#: the ``source_*`` ones only for path payments, ``contract_id`` and ``event_type`` only for a
+#: Stellar Asset Contract event; the others always.
+PAYMENT_FIELDS = (
+    "from",
+    "from_muxed",
+    "from_muxed_id",
+    "to",
+    "to_muxed",
+    "to_muxed_id",
+    "asset_code",
+    "asset_issuer",
+    "amount",
+    "source_asset_code",
+    "source_asset_issuer",
+    "source_amount",
+    "contract_id",
+    "event_type",
+)
+
+#: The L{PAYMENT_FIELDS} every payment has (the value may be C{None}: see L{stellarflow.meta}).
+PAYMENT_REQUIRED_FIELDS = ("from", "to", "asset_code", "asset_issuer", "amount")
+
+#: Fields of a trade, in order, after L{OPERATION_FIELDS} (and L{MEMO_FIELDS}); all always
+#: present, C{None} when they do not apply.
+TRADE_FIELDS = (
+    "trade_type",
+    "seller",
+    "liquidity_pool_id",
+    "offer_id",
+    "buyer",
+    "buyer_offer_id",
+    "sold_asset_code",
+    "sold_asset_issuer",
+    "sold_amount",
+    "bought_asset_code",
+    "bought_asset_issuer",
+    "bought_amount",
+    "price",
+)
+
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode
 
 
