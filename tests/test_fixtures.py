@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from stellarflow.testing import fixtures
 
 # Where each committed fixture folder's originals live in ../shared.
-ORIGINS = {"rpc": ("fixtures", "rpc"), "guide": ("seed",)}
+ORIGINS = {"rpc": ("fixtures", "rpc"), "ledgers": ("fixtures", "ledgers"), "guide": ("seed",)}
 
 
 def committed(folder):
