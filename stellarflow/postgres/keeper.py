@@ -3,7 +3,9 @@ One PostgreSQL connection, kept: the L{ConnectionKeeper} connects, prepares the 
 consumer migrates the schema), runs work on it one piece at a time under a timeout, and, once
 started, rebuilds it with backoff whenever an attempt fails or the connection dies, in the
 spirit of Twisted's C{ClientService}.  Listeners hear when a connection became ready, when an
-attempt failed and when a connection was lost.
+attempt failed and when a connection was lost.  On a new connection the C{whenReady} waiters
+resume first (a checkpoint read goes before the writes the listeners then start); on a failed
+attempt the listeners hear first (their log line comes before the waiters' reaction).
 
 The writer keeps one (transactions: ``BEGIN`` ... ``COMMIT``); the history reader keeps its own
 (single statements, connected on demand and never retried in the background), so a replay
@@ -181,6 +183,12 @@ class ConnectionKeeper:
                 yield cursor.execute("COMMIT")
             return result
         except Exception:
+            if timer.called:
+                raise DatabaseUnavailable(
+                    "PostgreSQL at {} did not finish a {} within {}s".format(
+                        self.where, "transaction" if transactional else "query", self.queryTimeout
+                    )
+                ) from None
             if transactional and isOpen(conn):
                 try:
                     yield conn.cursor().execute("ROLLBACK")
@@ -256,9 +264,9 @@ class ConnectionKeeper:
         self.retries += 1
         error = self.errorText(failure)
         delay = self._retryLater()
-        self._failWaiters(error)
         for listener in list(self._listeners):
             listener.connectionFailed(error, delay)
+        self._failWaiters(error)
 
     def _lost(self, conn, reason):
         """
