@@ -339,6 +339,28 @@ class StopTests(ClockTestCase):
         self.assertTrue(self.keeper.stopped)
         self.failureResultOf(consumer.consume(batch([4])), DatabaseUnavailable)
 
+    def test_stopFlushesQueued(self):
+        consumer = self.consumer(flush_interval=30)
+        d = consumer.consume(batch([1]))
+        stopped = consumer.stop()
+        self.assertEqual(len(self.keeper.transactions), 1)
+        self.keeper.commit()
+        self.successResultOf(stopped)
+        self.successResultOf(d)
+        self.assertStored([1])
+
+    def test_stopWaitsForTheFlushInFlight(self):
+        consumer = self.consumer(flush_interval=0, batch_size=1)
+        first = consumer.consume(batch([1]))
+        second = consumer.consume(batch([2]))
+        stopped = consumer.stop()
+        self.keeper.commit()
+        self.assertNoResult(stopped)
+        self.keeper.commit()
+        self.successResultOf(stopped)
+        self.successResultOf(first)
+        self.successResultOf(second)
+
     def test_stopWhileDisconnected(self):
         consumer = self.consumer(connect=False)
         d = consumer.consume(batch([1]))
