@@ -238,7 +238,7 @@ class UnreachableTests(TestCase):
         password in its text.
         """
         dsn = "host=127.0.0.1 port={} dbname=x user=u password=sekrit-pw".format(closedPort(reactor))
-        history = PostgresHistory(reactor, dsn, TableNames("stellar_events"), "main", connect_timeout=2)
+        history = PostgresHistory(reactor, dsn, TableNames("stellar_events"), "main", connectTimeout=2)
         self.addCleanup(history.close)
         with self.assertRaises(HistoryUnavailable) as caught:
             yield history.oldest()

@@ -1,29 +1,21 @@
 """
 SaveToPostgreSQL: every event message as a row of a PostgreSQL table, written in batched,
-idempotent transactions that also carry the pipeline's checkpoint.
-
-Delivery:
+idempotent transactions that also carry the pipeline's checkpoint.  This module holds the
+admission, batching and acknowledgements; the SQL is L{stellarflow.postgres.writer}'s, the
+connection L{stellarflow.postgres.keeper}'s.
 
 - ``consume(batch)`` queues the batch; its Deferred fires only after the transaction holding
   all its rows COMMITted.  Queued batches are written together once ``batch_size`` rows are
-  waiting or the oldest has waited ``flush_interval`` seconds, one transaction at a time (the
-  SQL, ``ON CONFLICT (id) DO NOTHING`` and the checkpoint upsert in the same transaction, and
-  the isolation of refused rows as dead letters are L{stellarflow.postgres.writer}'s).  A
-  redelivered event is therefore a no-op, and the stored checkpoint never runs ahead of the
-  stored events.
-- The connection is kept by a L{ConnectionKeeper}, which rebuilds it with backoff when the
-  database is down or the connection dies.  The held batches are written once it is back; their
-  acknowledgements are withheld meanwhile, which stops the pipeline's source (backpressure).
-  The consumer admits at most ``max_pending`` events and parks further batches, unconverted,
-  until there is room.  Nothing is dropped.
-- ``start()`` never fails for an unreachable database: it logs and keeps retrying.
-
-As the pipeline's checkpoint store, ``load(pipeline)`` waits until the database answers (a
-pipeline resuming from the wrong place would duplicate or skip events), and ``save`` is a no-op
-for a cursor that was already written with its events.
-
-``eventHistory()`` lends the table, read back in id order on a connection of its own, to the
-consumers that replay it (WebSocket clients resuming from an old position).
+  waiting or the oldest has waited ``flush_interval`` seconds, one transaction at a time, with
+  ``ON CONFLICT (id) DO NOTHING`` and the checkpoint upsert: a redelivered event is a no-op, and
+  the stored checkpoint never runs ahead of the stored events.
+- While the database is down the keeper reconnects with backoff; the held batches are written
+  once it is back, their acknowledgements withheld meanwhile (backpressure on the source).  At
+  most ``max_pending`` events are admitted; further batches are parked, unconverted, until
+  there is room.  Nothing is dropped, and ``start()`` never fails for an unreachable database.
+- As the checkpoint store, ``load(pipeline)`` waits until the database answers, and ``save`` is a
+  no-op for a cursor already written with its events.  ``eventHistory()`` lends the table, read
+  on a connection of its own, to the consumers that replay it.
 """
 
 import collections
@@ -59,10 +51,8 @@ __all__ = ["SaveToPostgreSQL", "DatabaseUnavailable", "DEFAULT_TABLE"]
 @attr.s(slots=True, eq=False)
 class _Entry:
     """
-    One pipeline batch held by the consumer.
-
-    @ivar rendered: its messages as SQL (a L{stellarflow.postgres.writer.Rendered}), kept from
-        the first attempt to write them until they are written.
+    One pipeline batch held by the consumer; C{rendered}: its messages as SQL (a
+    L{stellarflow.postgres.writer.Rendered}) from the first attempt to write them.
     """
 
     batch = attr.ib()
@@ -77,6 +67,9 @@ class _Entry:
 class SaveToPostgreSQL:
     """
     Writes event messages to PostgreSQL and keeps the pipeline's checkpoint there.
+
+    Its keyword arguments are named after the config keys (C{batch_size}, ...), as
+    L{fromConfig} passes them.
 
     @param reactor: the reactor (timers and the txpostgres connection).
     @param dsn: a libpq connection string (see L{stellarflow.postgres.dsn.buildDSN}).
@@ -167,7 +160,6 @@ class SaveToPostgreSQL:
         self._flushTimer = None
         self._flushWaiters = []
         self._written = collections.OrderedDict()
-        self._started = False
         self._stopping = False
         self._parkedWarned = False
         self._history = None
@@ -187,48 +179,39 @@ class SaveToPostgreSQL:
                 self.dsn,
                 self.names,
                 self.pipeline,
-                connect_timeout=self.connectTimeout,
-                query_timeout=self.queryTimeout,
+                connectTimeout=self.connectTimeout,
+                queryTimeout=self.queryTimeout,
                 secrets=self._historySecrets,
             )
         return self._history
 
     @property
     def ready(self):
-        """
-        Whether a connection is open and the schema is up to date.
-        """
+        """Whether a connection is open and the schema is up to date."""
         return self.keeper.ready
 
     @property
     def backoff(self):
-        """
-        The L{Backoff} between connection attempts.
-        """
+        """The L{Backoff} between connection attempts."""
         return self.keeper.backoff
 
     @property
     def connectFailures(self):
-        """
-        Connection attempts failed in a row (0 once connected).
-        """
+        """Connection attempts failed in a row (0 once connected)."""
         return self.keeper.failures
 
     @property
     def connectRetries(self):
+        """Connection attempts failed in total."""
         return self.keeper.retries
 
     @property
     def parked(self):
-        """
-        How many batches wait for room under C{max_pending}.
-        """
+        """How many batches wait for room under C{max_pending}."""
         return len(self._parked)
 
     def _text(self, error):
-        """
-        An error as one line of text for logs, with secrets removed.
-        """
+        """An error as one line of text for logs, with secrets removed."""
         return dsnlib.errorText(error, self._secrets)
 
     # -- lifecycle ---------------------------------------------------------
@@ -237,7 +220,6 @@ class SaveToPostgreSQL:
         """
         Begin connecting in the background; never fails for an unreachable database.
         """
-        self._started = True
         self.log.info(
             "PostgreSQL consumer for pipeline {pipeline} connecting to {where}, table {table}",
             pipeline=self.pipeline,

@@ -13,6 +13,7 @@ rows while isolating bad ones is caught without a server.
 
 import re
 
+import attr
 import psycopg2
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from zope.interface import implementer
@@ -132,14 +133,19 @@ class FakeCursor:
         self.database.checkpoints.update(self._checkpoints)
 
 
+@attr.s(slots=True, eq=False)
 class _Transaction:
-    def __init__(self, work, args):
-        self.work = work
-        self.args = args
-        self.done = Deferred()
-        self.cursor = None
-        self.result = None
-        self.finished = False  # the work has returned; the transaction waits for commit()
+    """
+    One piece of work given to the L{FakeKeeper}; C{finished} once the work returned (it then
+    waits for L{FakeKeeper.commit}).
+    """
+
+    work = attr.ib()
+    args = attr.ib()
+    done = attr.ib(factory=Deferred)
+    cursor = attr.ib(default=None)
+    result = attr.ib(default=None)
+    finished = attr.ib(default=False)
 
 
 @implementer(IConnectionKeeper)

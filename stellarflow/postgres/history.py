@@ -111,7 +111,7 @@ class PostgresHistory:
     """
 
     def __init__(
-        self, reactor, dsn, names, pipeline, connect_timeout=10.0, query_timeout=60.0, secrets=(), keeper=None
+        self, reactor, dsn, names, pipeline, connectTimeout=10.0, queryTimeout=60.0, secrets=(), keeper=None
     ):
         self.names = names
         self.pipeline = pipeline
@@ -120,8 +120,8 @@ class PostgresHistory:
                 reactor,
                 dsn,
                 transactional=False,
-                connectTimeout=connect_timeout,
-                queryTimeout=query_timeout,
+                connectTimeout=connectTimeout,
+                queryTimeout=queryTimeout,
                 secrets=secrets,
             )
         self.keeper = keeper
