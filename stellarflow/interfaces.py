@@ -223,3 +223,76 @@ class IClientConnection(Interface):
         """
         Read from the client again.
         """
+
+
+class IConnectionKeeper(Interface):
+    """
+    Keeps one database connection for its user, in the spirit of Twisted's C{ClientService}:
+    connects, reconnects with backoff while started, bounds every piece of work by a timeout,
+    and says when a connection became ready or was lost (L{IConnectionListener}).
+    """
+
+    ready = Attribute("Whether a connection is open (and prepared) right now.")
+    failures = Attribute("Connection attempts that failed in a row since the last one that worked.")
+    retries = Attribute("Connection attempts that failed, in total.")
+    backoff = Attribute("The stellarflow.backoff.Backoff between attempts.")
+
+    def start():
+        """
+        Keep a connection from now on: connect, and again with backoff whenever an attempt
+        fails or the connection is lost.  Calling it again does nothing.
+        """
+
+    def stop():
+        """
+        Close the connection for good, abandoning work in flight; returns a Deferred.
+        """
+
+    def whenReady(failAfterFailures=None):
+        """
+        A Deferred firing with C{None} once a connection is ready (at once when one is).  It
+        fails with L{stellarflow.postgres.keeper.DatabaseUnavailable} after C{failAfterFailures}
+        failed attempts (C{None}: never, while started), or once stopped.  On a keeper that was
+        not started it starts one attempt and fails after it if it fails.
+        """
+
+    def run(work, *args):
+        """
+        Run C{work(cursor, *args)} on the connection, one piece of work at a time, and fire
+        with its result.  Fails at once with C{DatabaseUnavailable} when no connection is
+        ready; a failure of the work other than the errors it is told to pass on costs the
+        connection (it is closed and, while started, rebuilt with backoff).
+        """
+
+    def reconnect(reason):
+        """
+        Give up the current connection (its user cannot get past a failure on it) and, while
+        started, connect again after the backoff.
+        """
+
+    def addListener(listener):
+        """
+        Tell C{listener} (an L{IConnectionListener}) about connections from now on.
+        """
+
+
+class IConnectionListener(Interface):
+    """
+    Told by an L{IConnectionKeeper} how its connection fares; C{error} is one line of text
+    without secrets, C{delay} the seconds until the next attempt (C{None}: none planned).
+    """
+
+    def connectionReady(prepared):
+        """
+        A connection is open; C{prepared} is what the keeper's preparation returned.
+        """
+
+    def connectionFailed(error, delay):
+        """
+        An attempt to connect (or to prepare the connection) failed.
+        """
+
+    def connectionLost(error, delay):
+        """
+        The open connection was lost or given up.
+        """

@@ -197,12 +197,26 @@ class HistoryTests(TestCase):
         yield self.store(self.messages[:10])
         oldest = yield self.history.oldest()
         self.assertEqual(oldest, self.messages[0]["id"])
-        self.assertGreaterEqual(self.db.terminate(), 1)
-        yield waitUntil(reactor, lambda: self.consumer.ready, what="the consumer's reconnection")
-        try:
+        # The backends are gone when terminate() returns, and the read is sent in the same
+        # reactor turn: before the reader could notice, on the dead connection.
+        self.assertGreaterEqual(self.db.terminate(wait=True), 1)
+        with self.assertRaises(HistoryUnavailable) as caught:
             yield self.history.oldest()
-        except Exception:
-            pass
+        self.assertIn("PostgreSQL at {}: ".format(self.history.where), str(caught.exception))
+        oldest = yield self.history.oldest()
+        self.assertEqual(oldest, self.messages[0]["id"])
+        yield waitUntil(reactor, lambda: self.consumer.ready, what="the consumer's reconnection")
+
+    @inlineCallbacks
+    def test_idleDeathNoticed(self):
+        """
+        A reader connection the server ends while idle is dropped at once: the next read opens
+        a new one and succeeds.
+        """
+        yield self.store(self.messages[:10])
+        yield self.history.oldest()
+        self.assertGreaterEqual(self.db.terminate(), 1)
+        yield waitUntil(reactor, lambda: not self.history.keeper.ready, what="the loss to be noticed")
         oldest = yield self.history.oldest()
         self.assertEqual(oldest, self.messages[0]["id"])
 
@@ -224,7 +238,7 @@ class UnreachableTests(TestCase):
         password in its text.
         """
         dsn = "host=127.0.0.1 port={} dbname=x user=u password=sekrit-pw".format(closedPort(reactor))
-        history = PostgresHistory(reactor, dsn, TableNames("stellar_events"), "main", connect_timeout=2)
+        history = PostgresHistory(reactor, dsn, TableNames("stellar_events"), "main", connectTimeout=2)
         self.addCleanup(history.close)
         with self.assertRaises(HistoryUnavailable) as caught:
             yield history.oldest()

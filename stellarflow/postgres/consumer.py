@@ -1,140 +1,83 @@
 """
 SaveToPostgreSQL: every event message as a row of a PostgreSQL table, written in batched,
-idempotent transactions that also carry the pipeline's checkpoint.
-
-Delivery:
+idempotent transactions that also carry the pipeline's checkpoint.  This module holds the
+admission, batching and acknowledgements; the SQL is L{stellarflow.postgres.writer}'s, the
+connection L{stellarflow.postgres.keeper}'s.
 
 - ``consume(batch)`` queues the batch; its Deferred fires only after the transaction holding
   all its rows COMMITted.  Queued batches are written together once ``batch_size`` rows are
-  waiting or the oldest has waited ``flush_interval`` seconds, one transaction at a time, as
-  multi-row ``INSERT ... ON CONFLICT (id) DO NOTHING`` statements of at most ``batch_size``
-  rows, followed by an upsert of the newest batch cursor into ``<table>_checkpoints``.  A
-  redelivered event is therefore a no-op, and the stored checkpoint never runs ahead of the
-  stored events.
-- Rows PostgreSQL refuses (NUL characters, numbers out of range, bad timestamps) never block
-  the pipeline: the batch is written again with savepoints, halving the failing chunk until
-  each bad row is isolated; those rows go to ``<table>_rejected`` with the error, in the same
-  transaction, and are logged with their event id.
-- When the database is down or the connection dies (txpostgres does not reconnect), the
-  connection is rebuilt with backoff and the held batches are written once it is back.  Their
-  acknowledgements are withheld meanwhile, which stops the pipeline's source (backpressure);
-  the consumer admits at most ``max_pending`` events and parks further batches, unconverted,
-  until there is room.  Nothing is dropped.
-- ``start()`` never fails for an unreachable database: it logs and keeps retrying.
-
-As the pipeline's checkpoint store, ``load(pipeline)`` waits until the database answers (a
-pipeline resuming from the wrong place would duplicate or skip events), and ``save`` is a no-op
-for a cursor that was already written with its events.
-
-``eventHistory()`` lends the table, read back in id order on a connection of its own, to the
-consumers that replay it (WebSocket clients resuming from an old position).
+  waiting or the oldest has waited ``flush_interval`` seconds, one transaction at a time, with
+  ``ON CONFLICT (id) DO NOTHING`` and the checkpoint upsert: a redelivered event is a no-op, and
+  the stored checkpoint never runs ahead of the stored events.
+- While the database is down the keeper reconnects with backoff; the held batches are written
+  once it is back, their acknowledgements withheld meanwhile (backpressure on the source).  At
+  most ``max_pending`` events are admitted; further batches are parked, unconverted, until
+  there is room.  Nothing is dropped, and ``start()`` never fails for an unreachable database.
+- As the checkpoint store, ``load(pipeline)`` waits until the database answers, and ``save`` is a
+  no-op for a cursor already written with its events.  ``eventHistory()`` lends the table, read
+  on a connection of its own, to the consumers that replay it.
 """
 
 import collections
+import functools
 
-import psycopg2
+import attr
 from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.logger import Logger
-from txpostgres import txpostgres
 from zope.interface import implementer, provider
 
-from stellarflow.backoff import Backoff
-from stellarflow.interfaces import ICheckpointStore, IComponentFactory, IConsumer, IEventHistorySource
+from stellarflow.interfaces import (
+    ICheckpointStore,
+    IComponentFactory,
+    IConnectionListener,
+    IConsumer,
+    IEventHistorySource,
+    IStatsProvider,
+)
 from stellarflow.postgres import dsn as dsnlib
 from stellarflow.postgres import rows as rowlib
+from stellarflow.postgres.config import CONFIG_SCHEMA, DEFAULT_TABLE
+from stellarflow.postgres.history import PostgresHistory
+from stellarflow.postgres.keeper import ConnectionKeeper, DatabaseUnavailable
 from stellarflow.postgres.schema import TableNames, migrate
-from stellarflow.schema import Boolean, Field, Integer, Number, Schema, String, join
-
-DEFAULT_TABLE = "stellar_events"
-SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-
-# Errors that belong to the rows of a statement rather than to the connection.
-ROW_ERRORS = (psycopg2.DataError, psycopg2.IntegrityError)
+from stellarflow.postgres.writer import ROW_ERRORS, EventWriter
 
 # How many recently written cursors are remembered so that save() can skip them.
 _REMEMBERED_CURSORS = 4096
 
-
-class DatabaseUnavailable(Exception):
-    """
-    There is no working connection to PostgreSQL right now.
-    """
+__all__ = ["SaveToPostgreSQL", "DatabaseUnavailable", "DEFAULT_TABLE"]
 
 
-def _crossCheck(config, path, problems):
-    if config["dsn"] and config["connection_string"]:
-        problems.add(join(path, "connection_string"), "give either dsn or connection_string, not both")
-    base = config["dsn"] or config["connection_string"]
-    if base:
-        for key in ("host", "port", "database", "username"):
-            if config[key] is not None:
-                problems.add(
-                    join(path, key),
-                    "not allowed together with dsn/connection_string (put it in the connection string)",
-                )
-    elif config["database"] is None:
-        problems.add(join(path, "database"), "missing; expected a database name (or a dsn)")
-
-
-class _Connection(txpostgres.Connection):
-    """
-    A txpostgres connection that reports the death of an idle connection (server restart,
-    ``pg_terminate_backend``) to C{onLost} instead of raising into the reactor.
-    """
-
-    onLost = None
-
-    def doRead(self):
-        try:
-            txpostgres.Connection.doRead(self)
-        except psycopg2.Error as e:
-            self.reactor.removeReader(self)
-            if self.onLost is not None:
-                self.onLost(self, e)
-
-
-def _closeQuietly(conn):
-    raw = conn.pollable()
-    if raw is None:
-        return
-    try:
-        conn.close()
-    except Exception:
-        pass
-
-
-def _isOpen(conn):
-    raw = conn.pollable()
-    return raw is not None and not raw.closed
-
-
+@attr.s(slots=True, eq=False)
 class _Entry:
     """
-    One pipeline batch held by the consumer.
+    One pipeline batch held by the consumer; C{rendered}: its messages as SQL (a
+    L{stellarflow.postgres.writer.Rendered}) from the first attempt to write them.
     """
 
-    __slots__ = ("batch", "done", "count", "arrived", "rows", "rejects")
-
-    def __init__(self, batch, arrived):
-        self.batch = batch
-        self.done = Deferred()
-        self.count = len(batch.messages or ())
-        self.arrived = arrived
-        self.rows = None  # [(message, SQL bytes)] once prepared
-        self.rejects = None  # [(message, error)] found while preparing
+    batch = attr.ib()
+    arrived = attr.ib()
+    done = attr.ib(factory=Deferred)
+    count = attr.ib(default=attr.Factory(lambda self: len(self.batch.messages or ()), takes_self=True))
+    rendered = attr.ib(default=None)
 
 
 @provider(IComponentFactory)
-@implementer(IConsumer, ICheckpointStore, IEventHistorySource)
+@implementer(IConsumer, ICheckpointStore, IEventHistorySource, IStatsProvider, IConnectionListener)
 class SaveToPostgreSQL:
     """
     Writes event messages to PostgreSQL and keeps the pipeline's checkpoint there.
+
+    Its keyword arguments are named after the config keys (C{batch_size}, ...), as
+    L{fromConfig} passes them.
 
     @param reactor: the reactor (timers and the txpostgres connection).
     @param dsn: a libpq connection string (see L{stellarflow.postgres.dsn.buildDSN}).
     @param pipeline: the pipeline name under which the cursor is stored.
     @param backoff: a L{Backoff} for reconnecting (tests pass a fast one).
     @param secrets: extra strings to scrub from logged error text (the DSN's password always is).
+    @param keeper: the L{IConnectionKeeper} to write through (tests pass a fake); by default a
+        L{ConnectionKeeper} of C{dsn} that migrates the schema on every connection.
 
     @ivar pending: events accepted and not yet committed.
     @ivar inserted: rows inserted so far; C{duplicates}: rows already present; C{rejected}: rows
@@ -143,45 +86,7 @@ class SaveToPostgreSQL:
 
     log = Logger()
 
-    configSchema = Schema(
-        {
-            "host": Field(String(nonEmpty=True), None, 'server host (default "localhost" without dsn)'),
-            "port": Field(Integer(1, 65535), None, "server port (default 5432 without dsn)"),
-            "database": Field(String(nonEmpty=True), None, "database name (required without dsn)"),
-            "username": Field(String(nonEmpty=True), None, "role to connect as"),
-            "password": Field(String(secret=True), "", "password; never logged"),
-            "sslmode": Field(String(choices=SSLMODES), None, "libpq sslmode"),
-            "dsn": Field(
-                String(secret=True, validator=dsnlib.dsnProblem),
-                "",
-                "a libpq connection string or postgresql:// URI instead of host/port/database/username",
-            ),
-            "connection_string": Field(String(secret=True, validator=dsnlib.dsnProblem), "", "alias of dsn"),
-            "schema": Field(
-                String(validator=dsnlib.identifierProblem),
-                None,
-                "schema holding the tables (created if missing); default: the search_path",
-            ),
-            "table": Field(String(validator=dsnlib.tableNameProblem), DEFAULT_TABLE, "events table name"),
-            "batch_size": Field(Integer(1, 10000), 500, "rows per INSERT and per flush"),
-            "flush_interval": Field(
-                Number(0, 60), 0.2, "seconds a queued batch waits for more rows before it is written"
-            ),
-            "max_pending": Field(Integer(1), 100000, "events held in memory before acks are withheld"),
-            "connect_timeout": Field(Number(0, exclusiveMinimum=True), 10.0, "seconds to connect"),
-            "query_timeout": Field(
-                Number(0, exclusiveMinimum=True),
-                60.0,
-                "seconds a transaction may take before the connection is presumed dead",
-            ),
-            "store_message": Field(
-                Boolean(),
-                True,
-                "also store each message as JSON text, so WebSocket replays are byte-exact",
-            ),
-        },
-        check=_crossCheck,
-    )
+    configSchema = CONFIG_SCHEMA
 
     @classmethod
     def fromConfig(cls, config, context):
@@ -215,6 +120,7 @@ class SaveToPostgreSQL:
         store_message=True,
         backoff=None,
         secrets=(),
+        keeper=None,
     ):
         self.reactor = reactor
         self.dsn = dsn
@@ -226,23 +132,25 @@ class SaveToPostgreSQL:
         self.connectTimeout = connect_timeout
         self.queryTimeout = query_timeout
         self.storeMessage = store_message
-        self.backoff = backoff or Backoff(initial=0.5, maximum=30.0)
         self.where = dsnlib.describe(dsn)
+        self._historySecrets = tuple(secrets)
         self._secrets = tuple(s for s in tuple(secrets) + dsnlib.secretsOf(dsn) if s)
-
-        self._insertPrefix = "INSERT INTO {} ({}) VALUES ".format(self.names.events, rowlib.COLUMN_LIST).encode()
-        self._insertSuffix = b" ON CONFLICT (id) DO NOTHING"
-        self._rejectPrefix = "INSERT INTO {} (id, pipeline, error, message) VALUES ".format(
-            self.names.rejected
-        ).encode()
-        self._checkpointSQL = (
-            "INSERT INTO {} (pipeline, cursor, updated_at) VALUES (%s, %s, now()) "
-            "ON CONFLICT (pipeline) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = EXCLUDED.updated_at"
-        ).format(self.names.checkpoints)
+        if keeper is None:
+            keeper = ConnectionKeeper(
+                reactor,
+                dsn,
+                prepare=functools.partial(migrate, names=self.names),
+                connectTimeout=connect_timeout,
+                queryTimeout=query_timeout,
+                backoff=backoff,
+                secrets=secrets,
+                passOn=ROW_ERRORS,
+            )
+        self.keeper = keeper
+        self.writer = EventWriter(self.names, pipeline, batch_size, store_message, self._text)
 
         self.pending = 0
         self.transactions = 0
-        self.connectRetries = 0
         self.inserted = 0
         self.duplicates = 0
         self.rejected = 0
@@ -252,17 +160,10 @@ class SaveToPostgreSQL:
         self._flushTimer = None
         self._flushWaiters = []
         self._written = collections.OrderedDict()
-
-        self._conn = None
-        self._connecting = None
-        self._reconnectCall = None
-        self._attemptWaiters = []
-        self.connectFailures = 0
-        self._started = False
         self._stopping = False
         self._parkedWarned = False
         self._history = None
-        self._historySecrets = tuple(secrets)
+        keeper.addListener(self)
 
     def __repr__(self):
         return "<SaveToPostgreSQL {} table {}>".format(self.where, self.names.events)
@@ -273,25 +174,45 @@ class SaveToPostgreSQL:
         WebSocket clients that resume; one instance, closed when the consumer stops.
         """
         if self._history is None:
-            from stellarflow.postgres.history import PostgresHistory
-
             self._history = PostgresHistory(
                 self.reactor,
                 self.dsn,
                 self.names,
                 self.pipeline,
-                connect_timeout=self.connectTimeout,
-                query_timeout=self.queryTimeout,
+                connectTimeout=self.connectTimeout,
+                queryTimeout=self.queryTimeout,
                 secrets=self._historySecrets,
             )
         return self._history
 
     @property
     def ready(self):
-        """
-        Whether a connection is open and the schema is up to date.
-        """
-        return self._conn is not None
+        """Whether a connection is open and the schema is up to date."""
+        return self.keeper.ready
+
+    @property
+    def backoff(self):
+        """The L{Backoff} between connection attempts."""
+        return self.keeper.backoff
+
+    @property
+    def connectFailures(self):
+        """Connection attempts failed in a row (0 once connected)."""
+        return self.keeper.failures
+
+    @property
+    def connectRetries(self):
+        """Connection attempts failed in total."""
+        return self.keeper.retries
+
+    @property
+    def parked(self):
+        """How many batches wait for room under C{max_pending}."""
+        return len(self._parked)
+
+    def _text(self, error):
+        """An error as one line of text for logs, with secrets removed."""
+        return dsnlib.errorText(error, self._secrets)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -299,14 +220,13 @@ class SaveToPostgreSQL:
         """
         Begin connecting in the background; never fails for an unreachable database.
         """
-        self._started = True
         self.log.info(
             "PostgreSQL consumer for pipeline {pipeline} connecting to {where}, table {table}",
             pipeline=self.pipeline,
             where=self.where,
             table=self.names.events,
         )
-        self._connect()
+        self.keeper.start()
         return succeed(None)
 
     @inlineCallbacks
@@ -315,7 +235,9 @@ class SaveToPostgreSQL:
         Write what was accepted while the database answers, then close.
         """
         self._stopping = True
-        self._cancelTimers()
+        if self._flushTimer is not None and self._flushTimer.active():
+            self._flushTimer.cancel()
+        self._flushTimer = None
         while True:
             self._admitParked(force=True)
             if self._flushing is None and self.ready and self._queue:
@@ -332,67 +254,13 @@ class SaveToPostgreSQL:
                 pipeline=self.pipeline,
                 count=self.pending + sum(e.count for e in self._parked),
             )
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            _closeQuietly(conn)
-        if self._connecting is not None:
-            _closeQuietly(self._connecting)
+        yield self.keeper.stop()
         if self._history is not None:
             self._history.close()
 
-    def _cancelTimers(self):
-        for call in (self._flushTimer, self._reconnectCall):
-            if call is not None and call.active():
-                call.cancel()
-        self._flushTimer = self._reconnectCall = None
+    # -- IConnectionListener: the keeper's news, logged with what is held ----------
 
-    # -- connection ----------------------------------------------------------
-
-    def _text(self, error):
-        """
-        An error as one line of text for logs, with secrets removed.
-        """
-        value = getattr(error, "value", error)
-        diag = getattr(value, "diag", None)
-        primary = getattr(diag, "message_primary", None)
-        if primary:
-            text = primary + (" ({})".format(diag.message_detail) if diag.message_detail else "")
-        else:
-            text = str(value).strip() or type(value).__name__
-        text = " ".join(line.strip() for line in text.splitlines())
-        return dsnlib.scrub(text, self._secrets)
-
-    def _connect(self):
-        self._reconnectCall = None
-        if self._stopping or self._connecting is not None or self.ready:
-            return
-        conn = self._connecting = _Connection(reactor=self.reactor)
-        conn.onLost = self._idleLost
-        timer = self.reactor.callLater(self.connectTimeout, self._connectTimedOut, conn)
-        d = conn.connect(self.dsn)
-
-        def connected(_):
-            if timer.active():
-                timer.cancel()
-            return conn.lock.run(self._transaction, conn, migrate, self.names)
-
-        d.addCallback(connected)
-        d.addCallbacks(self._connected, self._connectFailed, callbackArgs=(conn,), errbackArgs=(conn, timer))
-
-    def _connectTimedOut(self, conn):
-        self.log.warn(
-            "PostgreSQL at {where} did not answer within {timeout}s",
-            where=self.where,
-            timeout=self.connectTimeout,
-        )
-        _closeQuietly(conn)
-
-    def _connected(self, applied, conn):
-        self._connecting = None
-        if self._stopping:
-            _closeQuietly(conn)
-            return
-        self._conn = conn
+    def connectionReady(self, applied):
         if applied:
             self.log.info(
                 "Applied schema migration(s) {versions} to {table}",
@@ -404,119 +272,31 @@ class SaveToPostgreSQL:
             where=self.where,
             pending=self.pending,
         )
-        self.connectFailures = 0
-        self._attemptEnded()
         self._schedule()
 
-    def _connectFailed(self, failure, conn, timer):
-        self._connecting = None
-        if timer.active():
-            timer.cancel()
-        _closeQuietly(conn)
+    def connectionFailed(self, error, delay):
         if self._stopping:
             return
-        self.connectFailures += 1
-        self.connectRetries += 1
-        delay = self.backoff.next()
-        self._reconnectCall = self.reactor.callLater(delay, self._connect)
         self.log.warn(
             "Cannot use PostgreSQL at {where}: {error}; retrying in {delay:.1f}s "
             "({pending} event(s) waiting, acknowledgements withheld)",
             where=self.where,
-            error=self._text(failure),
-            delay=delay,
+            error=error,
+            delay=delay or 0,
             pending=self.pending,
         )
-        self._attemptEnded()
 
-    def _idleLost(self, conn, error):
-        self._lost(conn, error)
-
-    def _lost(self, conn, error):
-        """
-        C{conn} is unusable: close it and reconnect with backoff (unless stopping).
-        """
-        if conn is not self._conn:
-            return
-        self._conn = None
-        _closeQuietly(conn)
+    def connectionLost(self, error, delay):
         if self._stopping:
             return
-        delay = self.backoff.next()
         self.log.warn(
             "Lost the PostgreSQL connection to {where}: {error}; reconnecting in {delay:.1f}s "
             "({pending} event(s) held)",
             where=self.where,
-            error=self._text(error),
-            delay=delay,
+            error=error,
+            delay=delay or 0,
             pending=self.pending,
         )
-        self._reconnectCall = self.reactor.callLater(delay, self._connect)
-
-    def _nextAttempt(self):
-        """
-        A Deferred firing when the next (or current) connection attempt has ended either way.
-        """
-        d = Deferred()
-        self._attemptWaiters.append(d)
-        return d
-
-    def _attemptEnded(self):
-        waiters, self._attemptWaiters = self._attemptWaiters, []
-        for waiter in waiters:
-            waiter.callback(None)
-
-    @inlineCallbacks
-    def _transaction(self, conn, work, *args):
-        """
-        Run C{work(cursor, *args)} in a transaction on C{conn} (call it under C{conn.lock}).
-
-        Unlike txpostgres' C{runInteraction}, a rollback on a dead connection is not logged as
-        an unhandled error, and the whole transaction is bounded by C{query_timeout}: past it
-        the connection is closed, which fails the transaction.
-        """
-        timer = self.reactor.callLater(self.queryTimeout, self._queryTimedOut, conn)
-        try:
-            cursor = conn.cursor()
-            yield cursor.execute("BEGIN")
-            result = yield work(cursor, *args)
-            yield cursor.execute("COMMIT")
-            return result
-        except Exception:
-            if _isOpen(conn):
-                try:
-                    yield conn.cursor().execute("ROLLBACK")
-                except Exception:
-                    _closeQuietly(conn)
-            raise
-        finally:
-            if timer.active():
-                timer.cancel()
-
-    def _queryTimedOut(self, conn):
-        self.log.warn(
-            "PostgreSQL at {where} did not finish a transaction within {timeout}s; closing the connection",
-            where=self.where,
-            timeout=self.queryTimeout,
-        )
-        _closeQuietly(conn)
-
-    def _run(self, work, *args):
-        """
-        Run C{work} in a transaction on the current connection; a failure other than a row
-        error marks the connection lost (so it is rebuilt) and is passed on.
-        """
-        conn = self._conn
-        if conn is None:
-            return fail(DatabaseUnavailable("not connected to PostgreSQL at {}".format(self.where)))
-        d = conn.lock.run(self._transaction, conn, work, *args)
-
-        def failed(f):
-            if not f.check(*ROW_ERRORS):
-                self._lost(conn, f)
-            return f
-
-        return d.addErrback(failed)
 
     # -- consuming -------------------------------------------------------------
 
@@ -538,13 +318,6 @@ class SaveToPostgreSQL:
         else:
             self._admit(entry)
         return entry.done
-
-    @property
-    def parked(self):
-        """
-        How many batches wait for room under C{max_pending}.
-        """
-        return len(self._parked)
 
     def _admit(self, entry):
         entry.arrived = self.reactor.seconds()
@@ -592,95 +365,32 @@ class SaveToPostgreSQL:
     @inlineCallbacks
     def _write(self, entries):
         try:
-            result = yield self._run(self._writeRows, entries, False)
+            written = yield self.keeper.run(self._transaction, entries, False)
         except ROW_ERRORS as e:
             self.log.info(
                 "PostgreSQL refused a batch of {count} event(s) ({error}); isolating the bad rows",
-                count=sum(e_.count for e_ in entries),
+                count=sum(entry.count for entry in entries),
                 error=self._text(e),
             )
-            result = yield self._run(self._writeRows, entries, True)
-        return result
+            written = yield self.keeper.run(self._transaction, entries, True)
+        return written
 
-    def _prepare(self, entry, cursor):
+    def _transaction(self, cursor, entries, careful):
         """
-        Render each message of C{entry} as SQL once; messages that cannot be rendered are
-        rejected here (a NUL character in a text value, a value psycopg2 cannot adapt).
+        The flush transaction: render what was not yet, then let the writer write it all, with
+        the newest cursor of C{entries} as the checkpoint.
         """
-        rendered, rejects = [], []
-        mogrify = cursor.mogrify
-        for message in entry.batch.messages or ():
-            try:
-                rendered.append((message, mogrify(rowlib.ROW_TEMPLATE, rowlib.toRow(message, self.storeMessage))))
-            except (ValueError, TypeError, psycopg2.Error) as e:
-                rejects.append((message, self._text(e)))
-        entry.rows, entry.rejects = rendered, rejects
-
-    @inlineCallbacks
-    def _writeRows(self, cursor, entries, careful):
-        """
-        The body of a flush transaction: events, dead letters, checkpoint.
-
-        @param careful: isolate rows PostgreSQL refuses (savepoints, halving) instead of failing.
-        @return: C{(inserted, rejects)}.
-        """
-        rendered, rejects = [], []
-        for entry in entries:
-            if entry.rows is None:
-                self._prepare(entry, cursor)
-            rendered.extend(entry.rows)
-            rejects.extend(entry.rejects)
-        inserted = 0
-        for start in range(0, len(rendered), self.batchSize):
-            chunk = rendered[start : start + self.batchSize]
-            if careful:
-                inserted += yield self._insertIsolating(cursor, chunk, rejects)
-            else:
-                yield cursor.execute(self._insertSQL(chunk))
-                inserted += cursor.rowcount
-        if rejects:
-            pipeline = self.pipeline
-            values = b",".join(
-                cursor.mogrify(rowlib.DEAD_LETTER_TEMPLATE, rowlib.deadLetterRow(m, error, pipeline))
-                for m, error in rejects
-            )
-            yield cursor.execute(self._rejectPrefix + values + b" ON CONFLICT (id) DO NOTHING")
         position = None
         for entry in entries:
+            if entry.rendered is None:
+                entry.rendered = self.writer.render(cursor, entry.batch.messages)
             if entry.batch.cursor is not None:
                 position = entry.batch.cursor
-        if position is not None:
-            yield cursor.execute(self._checkpointSQL, (self.pipeline, position))
-        return inserted, rejects
+        return self.writer.write(cursor, [entry.rendered for entry in entries], position, careful)
 
-    def _insertSQL(self, chunk):
-        return self._insertPrefix + b",".join(sql for _, sql in chunk) + self._insertSuffix
-
-    @inlineCallbacks
-    def _insertIsolating(self, cursor, chunk, rejects):
-        """
-        Insert C{chunk} under a savepoint; when PostgreSQL refuses it, roll back to the savepoint
-        and try each half, down to single rows, which are added to C{rejects}.
-        """
-        try:
-            yield cursor.execute(b"SAVEPOINT sf_rows; " + self._insertSQL(chunk))
-            inserted = cursor.rowcount
-            yield cursor.execute("RELEASE SAVEPOINT sf_rows")
-            return inserted
-        except ROW_ERRORS as e:
-            yield cursor.execute("ROLLBACK TO SAVEPOINT sf_rows; RELEASE SAVEPOINT sf_rows")
-            if len(chunk) == 1:
-                rejects.append((chunk[0][0], self._text(e)))
-                return 0
-        middle = len(chunk) // 2
-        first = yield self._insertIsolating(cursor, chunk[:middle], rejects)
-        second = yield self._insertIsolating(cursor, chunk[middle:], rejects)
-        return first + second
-
-    def _flushed(self, result, entries):
-        inserted, rejects = result
+    def _flushed(self, written, entries):
+        inserted, rejects = written.inserted, written.rejects
         self._flushing = None
-        self.backoff.reset()
         count = sum(e.count for e in entries)
         self.pending -= count
         self.transactions += 1
@@ -695,7 +405,7 @@ class SaveToPostgreSQL:
                 table=self.names.rejected,
             )
         for entry in entries:
-            entry.rows = entry.rejects = None
+            entry.rendered = None
             if entry.batch.cursor is not None:
                 self._remember(entry.batch.cursor)
         self._admitParked()
@@ -706,10 +416,9 @@ class SaveToPostgreSQL:
     def _flushFailed(self, failure, entries):
         self._flushing = None
         self._queue.extendleft(reversed(entries))
-        if self._conn is not None:
-            # Not a connection problem (_run already handled those): rebuild the connection
-            # anyway, so a persistent failure is retried with backoff rather than in a loop.
-            self._lost(self._conn, failure)
+        # A connection problem already cost the connection (the keeper rebuilds it); anything
+        # else costs it too, so that a persistent failure is retried with backoff, not in a loop.
+        self.keeper.reconnect(failure)
         self._flushEnded()
 
     def _flushEnded(self):
@@ -725,7 +434,7 @@ class SaveToPostgreSQL:
         while len(self._written) > _REMEMBERED_CURSORS:
             self._written.popitem(last=False)
 
-    # -- checkpoints -----------------------------------------------------------
+    # -- statistics and checkpoints ----------------------------------------------
 
     def stats(self):
         """
@@ -745,14 +454,18 @@ class SaveToPostgreSQL:
     def load(self, pipeline):
         """
         The cursor stored for C{pipeline}, or C{None}; waits (retrying with backoff) while the
-        database is unreachable, so the pipeline starts only once its position is known.
+        database is unreachable, so the pipeline starts only once its position is known.  Once
+        the consumer stops it never fires (the pipeline is stopping too).
         """
         warned = False
-        if not self._started:
-            self._connect()
+        self.keeper.start()
         while True:
-            while not self.ready:
-                if self.connectFailures and not warned:
+            if self._stopping:
+                yield Deferred()  # never fires
+            try:
+                yield self.keeper.whenReady(failAfterFailures=1)
+            except DatabaseUnavailable:
+                if not warned and not self._stopping:
                     warned = True
                     self.log.warn(
                         "Pipeline {pipeline} waits for PostgreSQL at {where}, which holds its "
@@ -760,9 +473,9 @@ class SaveToPostgreSQL:
                         pipeline=pipeline,
                         where=self.where,
                     )
-                yield self._nextAttempt()
+                continue
             try:
-                rows = yield self._run(self._selectCheckpoint, pipeline)
+                position = yield self.keeper.run(self.writer.loadCheckpoint, pipeline)
             except Exception as e:
                 self.log.warn(
                     "Could not read the checkpoint of pipeline {pipeline}: {error}; retrying",
@@ -772,12 +485,7 @@ class SaveToPostgreSQL:
                 continue
             if warned:
                 self.log.info("PostgreSQL answered; pipeline {pipeline} can start", pipeline=pipeline)
-            return rows[0][0] if rows else None
-
-    @inlineCallbacks
-    def _selectCheckpoint(self, cursor, pipeline):
-        yield cursor.execute("SELECT cursor FROM {} WHERE pipeline = %s".format(self.names.checkpoints), (pipeline,))
-        return cursor.fetchall()
+            return position
 
     def save(self, pipeline, cursor):
         """
@@ -787,7 +495,5 @@ class SaveToPostgreSQL:
         """
         if pipeline == self.pipeline and cursor in self._written:
             return succeed(None)
-        return self._run(self._upsertCheckpoint, pipeline, cursor)
+        return self.keeper.run(self.writer.saveCheckpoint, pipeline, cursor)
 
-    def _upsertCheckpoint(self, cursor, pipeline, position):
-        return cursor.execute(self._checkpointSQL, (pipeline, position))

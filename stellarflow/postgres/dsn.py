@@ -114,3 +114,19 @@ def scrub(text, secrets):
         if secret:
             text = text.replace(secret, "<hidden>")
     return text
+
+
+def errorText(error, secrets=()):
+    """
+    An error (an exception or a L{Failure}) as one line for logs and messages: PostgreSQL's
+    primary message and detail when there are some, with every secret scrubbed out.
+    """
+    value = getattr(error, "value", error)
+    diag = getattr(value, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    if primary:
+        text = primary + (" ({})".format(diag.message_detail) if diag.message_detail else "")
+    else:
+        text = str(value).strip() or type(value).__name__
+    text = " ".join(line.strip() for line in text.splitlines())
+    return scrub(text, secrets)

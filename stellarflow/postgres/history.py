@@ -4,8 +4,9 @@ when their position is older than the server's in-memory window.
 
 Reads are paged (``WHERE id > %s ORDER BY id LIMIT n``: a walk along the primary key, which the
 planner picks even before the table has statistics; rows past the requested end are dropped
-here) on a connection of their own, so a replay never waits behind the consumer's writes, nor
-they behind it.  Each event comes back as the exact bytes the WebSocket server streamed: the ``message``
+here) on a connection of their own (a L{ConnectionKeeper} of single statements, opened on
+demand: a read while the server is unreachable fails rather than waits), so a replay never waits
+behind the consumer's writes, nor they behind it.  Each event comes back as the exact bytes the WebSocket server streamed: the ``message``
 column (schema version 2).  Rows written before that version are rebuilt from their columns
 (L{messageFromRow}); events PostgreSQL refused are read from the dead-letter table, where the
 whole message is kept as JSON text.
@@ -18,16 +19,13 @@ statement (one snapshot), so they agree; one statement is also one round trip pe
 
 import datetime
 
-from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
-from twisted.logger import Logger
+from twisted.internet.defer import inlineCallbacks
 from zope.interface import implementer
 
 from stellarflow.interfaces import IEventHistory
 from stellarflow.message import seal
 from stellarflow.postgres import dsn as dsnlib
-from stellarflow.postgres.consumer import _closeQuietly, _Connection
-
-log = Logger()
+from stellarflow.postgres.keeper import ConnectionKeeper, DatabaseUnavailable
 
 
 class HistoryUnavailable(Exception):
@@ -108,20 +106,27 @@ class PostgresHistory:
 
     @param names: the L{TableNames} of the store.
     @param pipeline: the pipeline whose checkpoint and dead letters are read.
+    @param keeper: the L{IConnectionKeeper} to read through; by default a L{ConnectionKeeper}
+        of C{dsn} running single statements, connected on demand.
     """
 
-    def __init__(self, reactor, dsn, names, pipeline, connect_timeout=10.0, query_timeout=60.0, secrets=()):
-        self.reactor = reactor
-        self.dsn = dsn
+    def __init__(
+        self, reactor, dsn, names, pipeline, connectTimeout=10.0, queryTimeout=60.0, secrets=(), keeper=None
+    ):
         self.names = names
         self.pipeline = pipeline
-        self.connectTimeout = connect_timeout
-        self.queryTimeout = query_timeout
+        if keeper is None:
+            keeper = ConnectionKeeper(
+                reactor,
+                dsn,
+                transactional=False,
+                connectTimeout=connectTimeout,
+                queryTimeout=queryTimeout,
+                secrets=secrets,
+            )
+        self.keeper = keeper
         self.where = dsnlib.describe(dsn)
         self._secrets = tuple(s for s in tuple(secrets) + dsnlib.secretsOf(dsn) if s)
-        self._conn = None
-        self._connecting = None
-        self._closed = False
         events, rejected = names.events, names.rejected
         self._oldestSQL = (
             "SELECT least("
@@ -201,107 +206,25 @@ class PostgresHistory:
         """
         Close the connection (the consumer stops); later reads fail.
         """
-        self._closed = True
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            _closeQuietly(conn)
-        if self._connecting is not None:
-            _closeQuietly(self._connecting[0])
-
-    def _connection(self):
-        """
-        A Deferred firing with an open connection: the current one, or a new one.
-        """
-        if self._closed:
-            raise HistoryUnavailable("the PostgreSQL history of {} is closed".format(self.where))
-        if self._conn is not None:
-            return succeed(self._conn)
-        if self._connecting is not None:
-            waiter = Deferred()
-            self._connecting[1].append(waiter)
-            return waiter
-        conn = _Connection(reactor=self.reactor)
-        conn.onLost = self._lost
-        waiters = []
-        self._connecting = (conn, waiters)
-        timer = self.reactor.callLater(self.connectTimeout, _closeQuietly, conn)
-        d = conn.connect(self.dsn)
-
-        def connected(_):
-            if self._closed:
-                raise HistoryUnavailable("the PostgreSQL history of {} is closed".format(self.where))
-            self._conn = conn
-            return conn
-
-        def finished(result):
-            if timer.active():
-                timer.cancel()
-            self._connecting = None
-            if self._conn is not conn:
-                _closeQuietly(conn)
-            for waiter in waiters:
-                waiter.callback(result) if self._conn is conn else waiter.errback(result)
-            return result
-
-        return d.addCallback(connected).addBoth(finished)
-
-    def _lost(self, conn, error):
-        if conn is self._conn:
-            self._conn = None
-        _closeQuietly(conn)
+        self.keeper.stop()
 
     def _run(self, work, *args):
         """
-        Run C{work(cursor, *args)} on the connection (one at a time); a failure drops the
-        connection (the next call opens a new one) and is passed on as L{HistoryUnavailable}.
+        Run C{work(cursor, *args)} on the connection, opening one if there is none; a failure
+        drops the connection (the next call opens a new one) and is passed on as
+        L{HistoryUnavailable}.
         """
-        try:
-            d = self._connection()
-        except Exception as e:
-            return fail(HistoryUnavailable(str(e)))
-
-        def connected(conn):
-            result = conn.lock.run(self._statements, conn, work, *args)
-
-            def dropped(f):
-                if conn is self._conn:
-                    self._conn = None
-                _closeQuietly(conn)
-                return f
-
-            return result.addErrback(dropped)
+        d = self.keeper.whenReady(failAfterFailures=1)
+        d.addCallback(lambda _: self.keeper.run(work, *args))
 
         def failed(f):
-            raise HistoryUnavailable(
-                "PostgreSQL at {}: {}".format(self.where, dsnlib.scrub(_text(f.value), self._secrets))
-            )
+            if f.check(DatabaseUnavailable):
+                raise HistoryUnavailable(str(f.value))
+            raise HistoryUnavailable("PostgreSQL at {}: {}".format(self.where, dsnlib.errorText(f, self._secrets)))
 
-        return d.addCallback(connected).addErrback(failed)
-
-    @inlineCallbacks
-    def _statements(self, conn, work, *args):
-        """
-        Run C{work(cursor, *args)}: single statements (the connection is in autocommit), the
-        whole bounded by C{query_timeout}, past which the connection is closed.
-        """
-        timer = self.reactor.callLater(self.queryTimeout, _closeQuietly, conn)
-        try:
-            result = yield work(conn.cursor(), *args)
-            return result
-        finally:
-            if timer.active():
-                timer.cancel()
+        return d.addErrback(failed)
 
 
 def _first(pair):
     return pair[0]
 
-
-def _text(error):
-    """
-    An error as one line (PostgreSQL's primary message when there is one).
-    """
-    diag = getattr(error, "diag", None)
-    primary = getattr(diag, "message_primary", None)
-    text = primary or str(error).strip() or type(error).__name__
-    return " ".join(text.split())

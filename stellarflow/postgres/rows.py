@@ -8,7 +8,7 @@ whole message as compact ASCII JSON, byte for byte what the WebSocket server str
 replay from the table is exactly the live event (JSONB reorders object keys, ``timestamptz``
 reformats times).  Values are passed through
 unchanged and cast by PostgreSQL (``'12.5'::numeric``), so amounts stay exact and a value
-PostgreSQL refuses is detected per row (see L{stellarflow.postgres.consumer}).
+PostgreSQL refuses is detected per row (see L{stellarflow.postgres.writer}).
 """
 
 import hashlib

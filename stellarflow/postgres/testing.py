@@ -1,6 +1,8 @@
 """
 Helpers for tests against a real PostgreSQL: a throw-away schema per test, and a TCP proxy that
-can refuse connections or cut them, to play a database outage without touching the server.
+can refuse connections or cut them, to play a database outage without touching the server.  The
+proxy listens on 127.0.0.1 whether the server is reached over TCP or through a Unix socket, so
+the outage tests always run.
 
 The server is ``STELLARFLOW_TEST_DSN`` or ``host=127.0.0.1 port=5432 user=postgres dbname=test``.
 When it cannot be reached a test is skipped with the reason, except under CI (``CI=true``),
@@ -108,14 +110,19 @@ class TemporarySchema:
         )
         return [r[0] for r in rows]
 
-    def terminate(self, applicationName=None):
+    def terminate(self, applicationName=None, wait=False):
         """
         ``pg_terminate_backend`` every connection using C{applicationName} (default: the
         consumers made by L{consumer}); returns how many.
+
+        @param wait: return only once the server processes have exited (up to 5 s each).
         """
         pids = self.backendsOf(applicationName or self.applicationName)
         for pid in pids:
-            self.query("SELECT pg_terminate_backend(%s)", (pid,))
+            if wait:
+                self.query("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+            else:
+                self.query("SELECT pg_terminate_backend(%s)", (pid,))
         return len(pids)
 
 
@@ -130,11 +137,16 @@ class _ProxyServer(portforward.ProxyServer):
     def connectionMade(self):
         self.reactor = self.factory.reactor
         self.factory.active.add(self)
+        # Nothing is read from the client until the server side is connected.
+        self.transport.pauseProducing()
         if self.factory.stalled:
-            # A black hole: accepted, never forwarded (the client waits for the server).
-            self.transport.pauseProducing()
-            return
-        portforward.ProxyServer.connectionMade(self)
+            return  # a black hole: accepted, never forwarded (the client waits for the server)
+        client = self.clientProtocolFactory()
+        client.setServer(self)
+        if self.factory.socketPath is not None:
+            self.reactor.connectUNIX(self.factory.socketPath, client)
+        else:
+            self.reactor.connectTCP(self.factory.host, self.factory.port, client)
 
     def connectionLost(self, reason):
         self.factory.active.discard(self)
@@ -152,6 +164,8 @@ class _ProxyFactory(portforward.ProxyFactory):
     def __init__(self, reactor, host, port):
         portforward.ProxyFactory.__init__(self, host, port)
         self.reactor = reactor
+        # libpq's socket for a host that is a directory
+        self.socketPath = "{}/.s.PGSQL.{}".format(host.rstrip("/"), port) if host.startswith("/") else None
         self.active = set()
         self.stalled = False
         self.idleWaiters = []
@@ -159,7 +173,8 @@ class _ProxyFactory(portforward.ProxyFactory):
 
 class FlakyProxy:
     """
-    A TCP proxy on 127.0.0.1 in front of the test server.
+    A TCP proxy on 127.0.0.1 in front of the test server (reached over TCP, or through its Unix
+    socket when the test DSN's host is a directory).
 
     L{refuse} stops listening (clients get "connection refused") and cuts every open
     connection; L{accept} listens again on the same port; L{cut} only cuts open connections.
@@ -168,8 +183,6 @@ class FlakyProxy:
     def __init__(self, reactor, host=None, port=None):
         parts = parse_dsn(testDSN())
         host = host or parts.get("host") or "127.0.0.1"
-        if host.startswith("/"):
-            raise SkipTest("the test server is reached through a Unix socket; no TCP to proxy")
         self.reactor = reactor
         self.factory = _ProxyFactory(reactor, host, int(port or parts.get("port") or 5432))
         self.listening = None
