@@ -32,7 +32,7 @@ QUICK = {"limit": 500, "pages": 4}
 def decodeRun(bodies, passphrase):
     """Parse and decode every body once; returns (events, parse seconds, decode seconds)."""
     from stellarflow.events.processor import GetEventsRPC
-    from stellarflow.rpc.client import parseEventsPage
+    from stellarflow.rpc.pages import parseEventsPage
 
     processor = GetEventsRPC(passphrase)
     events = parseSeconds = decodeSeconds = 0
