@@ -14,8 +14,16 @@ from stellar_sdk import Network, scval
 from twisted.trial.unittest import FailTest, SkipTest, SynchronousTestCase
 from zope.interface.verify import verifyClass, verifyObject
 
-from stellarflow.events import GetEventsRPC, decode_event, network, processor
+from stellarflow.events import GetEventsRPC, decodeEvent, network, processor
 from stellarflow.interfaces import IComponentFactory, IProcessor
+from stellarflow.message import (
+    CONTRACT_EVENT,
+    DECODE_ERROR,
+    ENVELOPE_FIELDS,
+    RAW_JSON_FIELDS,
+    RAW_XDR_FIELDS,
+    TOKEN_FIELDS,
+)
 from stellarflow.testing import fixtures
 from stellarflow.testing.fixtures import fixture_path, load_rpc_result
 
@@ -521,7 +529,7 @@ class FixtureTests(SynchronousTestCase):
             "topic": [xdr.SCVal.from_json_dict(t).to_xdr() for t in event["topicJson"]],
             "value": xdr.SCVal.from_json_dict(event["valueJson"]).to_xdr(),
         }
-        self.assertEqual(decode_event(asXdr, TESTNET), decode_event(event, TESTNET))
+        self.assertEqual(decodeEvent(asXdr, TESTNET), decodeEvent(event, TESTNET))
 
 
 def transfer(**overrides):
@@ -547,24 +555,46 @@ def transfer(**overrides):
     return {k: v for k, v in event.items() if v is not None}
 
 
+class FieldOrderTests(SynchronousTestCase):
+    """
+    Messages have the field names of L{stellarflow.message}, in its order: the order is part of
+    the encoded text every consumer delivers.
+    """
+
+    def test_token_event(self):
+        self.assertEqual(tuple(decodeEvent(transfer(), TESTNET)), ENVELOPE_FIELDS + TOKEN_FIELDS)
+
+    def test_other_event(self):
+        m = decodeEvent({"id": "x", "ledger": 1, "type": "contract", "valueJson": {"u32": 7}})
+        self.assertEqual(tuple(m), ENVELOPE_FIELDS)
+        self.assertEqual(m["type"], CONTRACT_EVENT)
+
+    def test_failed_events(self):
+        self.assertEqual(tuple(decodeEvent(transfer(value="garbage"))), ENVELOPE_FIELDS + (DECODE_ERROR,) + RAW_XDR_FIELDS)
+        self.assertEqual(tuple(decodeEvent(transfer(ledger="x"))), ENVELOPE_FIELDS + (DECODE_ERROR,) + RAW_XDR_FIELDS)
+        self.assertEqual(tuple(decodeEvent(None)), ENVELOPE_FIELDS + (DECODE_ERROR,) + RAW_XDR_FIELDS)
+        bad = {"id": "e", "type": "contract", "topicJson": [{"nope": 1}], "valueJson": "void"}
+        self.assertEqual(tuple(decodeEvent(bad)), ENVELOPE_FIELDS + (DECODE_ERROR,) + RAW_JSON_FIELDS)
+
+
 class ShapeTests(SynchronousTestCase):
     """
     Variations of the event object that servers have sent over the years.
     """
 
     def test_string_ledger(self):
-        self.assertEqual(decode_event(transfer(ledger="3727845"), TESTNET)["ledger"], 3727845)
+        self.assertEqual(decodeEvent(transfer(ledger="3727845"), TESTNET)["ledger"], 3727845)
 
     def test_legacy_value_object(self):
-        m = decode_event(transfer(value={"xdr": "AAAACgAAAAAAAAAAAAAAALLQXgA="}), TESTNET)
+        m = decodeEvent(transfer(value={"xdr": "AAAACgAAAAAAAAAAAAAAALLQXgA="}), TESTNET)
         self.assertEqual((m["data"], m["amount"]), ("3000000000", "300"))
 
     def test_paging_token_without_id(self):
-        m = decode_event(transfer(id=None, pagingToken="0016010972359577600-0000000001"), TESTNET)
+        m = decodeEvent(transfer(id=None, pagingToken="0016010972359577600-0000000001"), TESTNET)
         self.assertEqual(m["id"], "0016010972359577600-0000000001")
 
     def test_optional_fields_absent(self):
-        m = decode_event(
+        m = decodeEvent(
             transfer(
                 txHash=None,
                 operationIndex=None,
@@ -591,18 +621,18 @@ class ShapeTests(SynchronousTestCase):
 
     def test_zero_topics(self):
         for event in [transfer(topic=None), transfer(topic=[])]:
-            m = decode_event(event, TESTNET)
+            m = decodeEvent(event, TESTNET)
             self.assertEqual((m["topics"], m["data"]), ([], "3000000000"))
             self.assertNotIn("event_type", m)
             self.assertNotIn("decode_error", m)
 
     def test_empty_contract_id(self):
-        m = decode_event(transfer(contractId=""), TESTNET)
+        m = decodeEvent(transfer(contractId=""), TESTNET)
         self.assertIsNone(m["contract_id"])
         self.assertIs(m["asset_verified"], False)
 
     def test_json_format_without_topics(self):
-        m = decode_event({"id": "x", "ledger": 1, "type": "contract", "valueJson": {"u32": 7}})
+        m = decodeEvent({"id": "x", "ledger": 1, "type": "contract", "valueJson": {"u32": 7}})
         self.assertEqual((m["topics"], m["data"]), ([], 7))
 
 
@@ -615,7 +645,7 @@ class DecodeErrorTests(SynchronousTestCase):
 
     def test_corrupt_topic_keeps_raw_xdr(self):
         bad = transfer(topic=["AAAADwAAAAh0cmFuc2Zlcg==", "AAAAEgAAAA=="])
-        m = decode_event(bad, TESTNET)
+        m = decodeEvent(bad, TESTNET)
         self.assertFailed(m, "topic[1]")
         self.assertEqual(m["topics_xdr"], ["AAAADwAAAAh0cmFuc2Zlcg==", "AAAAEgAAAA=="])
         self.assertEqual(m["data_xdr"], "AAAACgAAAAAAAAAAAAAAALLQXgA=")
@@ -625,20 +655,20 @@ class DecodeErrorTests(SynchronousTestCase):
         )
 
     def test_corrupt_value_keeps_raw_xdr(self):
-        m = decode_event(transfer(value={"xdr": "%%%"}), TESTNET)
+        m = decodeEvent(transfer(value={"xdr": "%%%"}), TESTNET)
         self.assertFailed(m, "value")
         self.assertEqual(m["data_xdr"], "%%%")
         self.assertEqual(len(m["topics_xdr"]), 4)
 
     def test_missing_value(self):
-        m = decode_event(transfer(value=None), TESTNET)
+        m = decodeEvent(transfer(value=None), TESTNET)
         self.assertFailed(m, "no value")
 
     def test_topics_not_a_list(self):
-        self.assertFailed(decode_event(transfer(topic="AAAADwAAAAh0cmFuc2Zlcg=="), TESTNET), "not a list")
+        self.assertFailed(decodeEvent(transfer(topic="AAAADwAAAAh0cmFuc2Zlcg=="), TESTNET), "not a list")
 
     def test_corrupt_json_keeps_raw_json(self):
-        m = decode_event(
+        m = decodeEvent(
             {"id": "e", "type": "contract", "topicJson": [{"symbol": "x"}, {"nope": 1}], "valueJson": "void"}
         )
         self.assertFailed(m, "topic[1]")
@@ -647,15 +677,15 @@ class DecodeErrorTests(SynchronousTestCase):
         self.assertEqual(m["id"], "e")
 
     def test_bad_envelope(self):
-        m = decode_event(transfer(ledger="not a number"), TESTNET)
+        m = decodeEvent(transfer(ledger="not a number"), TESTNET)
         self.assertFailed(m, "ledger")
         self.assertEqual(m["id"], "0016010972359577600-0000000001")
         self.assertEqual(len(m["topics_xdr"]), 4)
-        self.assertFailed(decode_event(transfer(inSuccessfulContractCall="yes")), "inSuccessfulContractCall")
+        self.assertFailed(decodeEvent(transfer(inSuccessfulContractCall="yes")), "inSuccessfulContractCall")
 
     def test_not_an_object(self):
         for raw in [None, "event", 5, ["topic"]]:
-            m = decode_event(raw)
+            m = decodeEvent(raw)
             self.assertFailed(m, "not a JSON object")
             self.assertEqual(m["type"], "contract_event")
 
@@ -664,7 +694,7 @@ class DecodeErrorTests(SynchronousTestCase):
             raise ZeroDivisionError("bug")
 
         self.patch(processor.tokens, "recognise", explode)
-        m = decode_event(transfer(), TESTNET)
+        m = decodeEvent(transfer(), TESTNET)
         self.assertFailed(m, "ZeroDivisionError")
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 

@@ -12,7 +12,7 @@ from stellar_sdk import Network, scval
 from twisted.trial.unittest import SynchronousTestCase
 
 from stellarflow.events import tokens
-from stellarflow.events.processor import decode_event
+from stellarflow.events.processor import decodeEvent
 from stellarflow.testing.fixtures import load_rpc_result
 
 PUBLIC = Network.PUBLIC_NETWORK_PASSPHRASE
@@ -70,8 +70,8 @@ class DecodeBothMixin:
         """
         Decode the event from base64 and from xdr-json, assert identical messages, return one.
         """
-        fromXdr = decode_event(rawEvent(topics, value, contract, kind=kind), passphrase)
-        fromJson = decode_event(rawEvent(topics, value, contract, "json", kind), passphrase)
+        fromXdr = decodeEvent(rawEvent(topics, value, contract, kind=kind), passphrase)
+        fromJson = decodeEvent(rawEvent(topics, value, contract, "json", kind), passphrase)
         self.assertEqual(fromXdr, fromJson)
         self.assertNotIn("decode_error", fromXdr)
         json.dumps(fromXdr)
@@ -457,8 +457,8 @@ class RecordedTransactionTests(SynchronousTestCase):
 
     def messages(self, name, passphrase):
         events = transactionEvents(name)
-        fromJson = [decode_event(e, passphrase) for e in events]
-        fromXdr = [decode_event(asBase64(e), passphrase) for e in events]
+        fromJson = [decodeEvent(e, passphrase) for e in events]
+        fromXdr = [decodeEvent(asBase64(e), passphrase) for e in events]
         self.assertEqual(fromJson, fromXdr)
         for m in fromJson:
             self.assertNotIn("decode_error", m)

@@ -1,8 +1,9 @@
 """
 The GetEventsRPC processor: raw getEvents event objects -> event messages.
 
-One message per event, in order, each a plain JSON-serialisable dict (the format is described
-in ``.helpers/MESSAGE.md``; token fields come from L{stellarflow.events.tokens}).  Every event
+One message per event, in order, each a plain JSON-serialisable dict whose field names and order
+are those of L{stellarflow.message} (``docs/websocket.md`` describes each; token fields come from
+L{stellarflow.events.tokens}).  Every event
 shape RPC servers have sent is accepted: ``ledger`` as int or string, ``value`` as base64 or the
 legacy ``{"xdr": ...}``, ``topic`` absent for zero topics, optional ``pagingToken``,
 ``txHash``, ``operationIndex``, ``transactionIndex``, ``inSuccessfulContractCall``, and
@@ -24,6 +25,7 @@ from stellarflow.events.decode import (
     parseXdr,
 )
 from stellarflow.interfaces import IComponentFactory, IProcessor
+from stellarflow.message import CONTRACT_EVENT, DECODE_ERROR, ENVELOPE_FIELDS, RAW_JSON_FIELDS, RAW_XDR_FIELDS
 from stellarflow.schema import Field, Schema, String
 
 log = Logger()
@@ -62,37 +64,36 @@ def _envelope(raw):
     """
     The event's identifying fields as message keys (raise L{DecodeError} for wrong types).
     """
-    return {
-        "type": "contract_event",
-        "id": _optionalStr(raw, "id") or _optionalStr(raw, "pagingToken"),
-        "ledger": _optionalInt(raw, "ledger"),
-        "ledger_closed_at": _optionalStr(raw, "ledgerClosedAt"),
-        "transaction_hash": _optionalStr(raw, "txHash"),
-        "contract_id": _optionalStr(raw, "contractId"),
-        "operation_index": _optionalInt(raw, "operationIndex"),
-        "transaction_index": _optionalInt(raw, "transactionIndex"),
-        "in_successful_contract_call": _optionalBool(raw, "inSuccessfulContractCall"),
-        "event_kind": _optionalStr(raw, "type"),
-        "topics": [],
-        "data": None,
-    }
+    # The values of ENVELOPE_FIELDS, in its order.
+    return dict(
+        zip(
+            ENVELOPE_FIELDS,
+            (
+                CONTRACT_EVENT,
+                _optionalStr(raw, "id") or _optionalStr(raw, "pagingToken"),
+                _optionalInt(raw, "ledger"),
+                _optionalStr(raw, "ledgerClosedAt"),
+                _optionalStr(raw, "txHash"),
+                _optionalStr(raw, "contractId"),
+                _optionalInt(raw, "operationIndex"),
+                _optionalInt(raw, "transactionIndex"),
+                _optionalBool(raw, "inSuccessfulContractCall"),
+                _optionalStr(raw, "type"),
+                [],
+                None,
+            ),
+        )
+    )
 
 
 def _empty():
-    return {
-        "type": "contract_event",
-        "id": None,
-        "ledger": None,
-        "ledger_closed_at": None,
-        "transaction_hash": None,
-        "contract_id": None,
-        "operation_index": None,
-        "transaction_index": None,
-        "in_successful_contract_call": None,
-        "event_kind": None,
-        "topics": [],
-        "data": None,
-    }
+    """
+    An envelope without values, for an event whose own fields are unusable.
+    """
+    message = dict.fromkeys(ENVELOPE_FIELDS)
+    message["type"] = CONTRACT_EVENT
+    message["topics"] = []
+    return message
 
 
 def _rawParts(raw):
@@ -148,7 +149,7 @@ def _decodeBody(message, isJson, rawTopics, rawValue, passphrase):
             message.update(token)
 
 
-def decode_event(raw, passphrase=network.DEFAULT):
+def decodeEvent(raw, passphrase=network.DEFAULT):
     """
     Turn one raw getEvents event object into an event message; never raises.
 
@@ -160,9 +161,8 @@ def decode_event(raw, passphrase=network.DEFAULT):
     """
     if not isinstance(raw, dict):
         message = _empty()
-        message["decode_error"] = "event is not a JSON object: {}".format(type(raw).__name__)
-        message["topics_xdr"] = []
-        message["data_xdr"] = None
+        message[DECODE_ERROR] = "event is not a JSON object: {}".format(type(raw).__name__)
+        message.update(zip(RAW_XDR_FIELDS, ([], None)))
         return message
     try:
         message = _envelope(raw)
@@ -184,14 +184,9 @@ def decode_event(raw, passphrase=network.DEFAULT):
 def _failed(message, raw, reason):
     message["topics"] = []
     message["data"] = None
-    message["decode_error"] = reason
+    message[DECODE_ERROR] = reason
     isJson, rawTopics, rawValue = _rawParts(raw)
-    if isJson:
-        message["topics_json"] = rawTopics
-        message["data_json"] = rawValue
-    else:
-        message["topics_xdr"] = rawTopics
-        message["data_xdr"] = rawValue
+    message.update(zip(RAW_JSON_FIELDS if isJson else RAW_XDR_FIELDS, (rawTopics, rawValue)))
     return message
 
 
@@ -231,4 +226,4 @@ class GetEventsRPC:
         One message per event in C{events}, in order.
         """
         passphrase = self.network_passphrase
-        return [decode_event(raw, passphrase) for raw in events]
+        return [decodeEvent(raw, passphrase) for raw in events]

@@ -31,6 +31,8 @@ from functools import lru_cache
 
 from stellar_sdk import Asset
 
+from stellarflow.message import TOKEN_FIELDS
+
 DECIMALS = 7
 
 # event name -> {number of address topics: role of each}
@@ -110,7 +112,8 @@ def _transferData(kind, data, children):
 
 def recognise(contractId, topicKinds, topics, dataKind, data, dataChildren, passphrase):
     """
-    Return the token fields of the event message, or C{None} when it is not a token event.
+    Return the token fields of the event message (L{stellarflow.message.TOKEN_FIELDS}, in that
+    order), or C{None} when it is not a token event.
 
     @param topicKinds: the ScVal kind of each topic (``"symbol"``, ``"address"``...).
     @param topics: the decoded topics.
@@ -180,15 +183,21 @@ def recognise(contractId, topicKinds, topics, dataKind, data, dataChildren, pass
         code, issuer = asset
         verified = contractId is not None and contractId == sacContractId(code, issuer, passphrase)
 
-    return {
-        "event_type": name,
-        "from": parties.get("from"),
-        "to": parties.get("to"),
-        "account_ids": accounts,
-        "asset_code": code,
-        "asset_issuer": issuer,
-        "amount": None if raw is None else formatAmount(raw),
-        "amount_raw": None if raw is None else str(raw),
-        "asset_verified": verified,
-        "to_muxed_id": None if muxedId is None else str(muxedId),
-    }
+    # The values of TOKEN_FIELDS, in its order.
+    return dict(
+        zip(
+            TOKEN_FIELDS,
+            (
+                name,
+                parties.get("from"),
+                parties.get("to"),
+                accounts,
+                code,
+                issuer,
+                None if raw is None else formatAmount(raw),
+                None if raw is None else str(raw),
+                verified,
+                None if muxedId is None else str(muxedId),
+            ),
+        )
+    )
