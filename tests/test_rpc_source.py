@@ -27,22 +27,13 @@ from stellarflow.rpc.source import RPCSourceAdapter
 from stellarflow.testing import fixtures
 from stellarflow.testing.fixtures import fixture_path
 from stellarflow.testing.memory import MemoryConsumer
-
-try:
-    from stellarflow.testing.rpcserver import StellarRPCResource, serve
-except ImportError:  # pragma: no cover - the test server is written separately
-    StellarRPCResource = None
+from stellarflow.testing.rpcserver import StellarRPCResource, serve
 
 URL = "http://rpc.test/"
 SECRET = "Bearer top-secret-token-4711"
 USDC = "CCW67TSZV3SSS2HXMBQ5JFGCKJNXKZM7UQUWUZPUTHXSTZLEO7SJMI75"
 TRANSFER = "AAAADwAAAAh0cmFuc2Zlcg=="
 TESTNET = "Test SDF Network ; September 2015"
-
-
-def needServer(case):
-    if StellarRPCResource is None:
-        case.skipTest("stellarflow.testing.rpcserver is not available")
 
 
 def eventId(ledger, tx=1, op=0, index=0):
@@ -1103,7 +1094,6 @@ class TestServerTests(SourceCase):
 
     def setUp(self):
         SourceCase.setUp(self)
-        needServer(self)
 
     def server(self, **kw):
         kw.setdefault("seed", 3)
@@ -1111,7 +1101,7 @@ class TestServerTests(SourceCase):
         return StellarRPCResource(self.clock, **kw)
 
     def expectedIds(self, server, first, last):
-        return [e.id for ledger in range(first, last + 1) for e in server.events_in_ledger(ledger)]
+        return [e.id for ledger in range(first, last + 1) for e in server.eventsInLedger(ledger)]
 
     def test_catchUpDeliversEverythingOnce(self):
         server = self.server(history=200)
@@ -1240,10 +1230,9 @@ class LoopbackTests(TestCase):
 
     @inlineCallbacks
     def test_backfillOverLoopback(self):
-        needServer(self)
         server = StellarRPCResource(globalReactor, seed=5, events_per_ledger=2.0, history=60, ledger_close_time=5.0)
         port = yield serve(0, server, reactor=globalReactor)
-        self.addCleanup(server.stop_serving)
+        self.addCleanup(server.stopServing)
         latest = server.ledgers.latest
         config, problems = CONFIG_SCHEMA.validate(
             {
@@ -1261,7 +1250,7 @@ class LoopbackTests(TestCase):
         collector = Collector()
         yield source.start(collector, None)
         yield source.stop()
-        expected = [e.id for ledger in range(latest - 50, latest - 4) for e in server.events_in_ledger(ledger)]
+        expected = [e.id for ledger in range(latest - 50, latest - 4) for e in server.eventsInLedger(ledger)]
         self.assertEqual(collector.ids, expected)
         events = [r for r in server.requests if r.method == "getEvents"]
         self.assertGreater(len(events), 5)

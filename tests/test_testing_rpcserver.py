@@ -1,7 +1,11 @@
 """Tests for stellarflow.testing.rpcserver: the Stellar RPC test server."""
 
 import json
+import os
 import re
+import socket
+import subprocess
+import sys
 
 import treq
 from stellar_sdk import Asset, Network, StrKey, scval, xdr
@@ -15,20 +19,22 @@ from twisted.web.client import HTTPConnectionPool, ResponseNeverReceived
 from twisted.web.resource import IResource
 from zope.interface.verify import verifyObject
 
+from stellarflow import positions
 from stellarflow.testing.faults import Fault, FaultQueue
 from stellarflow.testing.fixtures import fixture_path
-from stellarflow.testing.getevents import format_id, max_cursor, parse_cursor
+from stellarflow.testing.getevents import parseCursor
 from stellarflow.testing.rpcserver import (
     LedgerModel,
     Options,
     RecordedPages,
     StellarRPCResource,
-    resource_from_options,
+    resourceFromOptions,
     serve,
 )
 from stellarflow.testing.traffic import rfc3339
 
 URL = "http://rpc.test/"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 T0 = 1_750_000_000
 ID_RE = re.compile(r"^\d{19}-\d{10}$")
 PUBNET_USDC_SAC = "CCW67TSZV3SSS2HXMBQ5JFGCKJNXKZM7UQUWUZPUTHXSTZLEO7SJMI75"
@@ -94,8 +100,8 @@ class LedgerModelTests(SynchronousTestCase):
         self.assertEqual(model.latest, 1000)
         self.clock.advance(0.1)
         self.assertEqual(model.latest, 1001)
-        self.assertEqual(model.close_time(1000), T0)
-        self.assertEqual(model.close_time(1001), T0 + 5)
+        self.assertEqual(model.closeTime(1000), T0)
+        self.assertEqual(model.closeTime(1001), T0 + 5)
 
     def test_fractional_close_time(self):
         model = LedgerModel(self.clock, first_ledger=50, close_time=0.5)
@@ -105,22 +111,22 @@ class LedgerModelTests(SynchronousTestCase):
     def test_history_and_retention(self):
         model = LedgerModel(self.clock, first_ledger=1000, close_time=5, retention=10, history=30)
         self.assertEqual((model.oldest, model.latest), (1021, 1030))
-        self.assertEqual(model.close_time(1030), T0)
-        self.assertEqual(model.close_time(1021), T0 - 45)
+        self.assertEqual(model.closeTime(1030), T0)
+        self.assertEqual(model.closeTime(1021), T0 - 45)
 
     def test_advance_closes_ledgers_now_without_rewriting_history(self):
         model = LedgerModel(self.clock, first_ledger=1000, close_time=5, history=4)
-        before = [model.close_time(n) for n in range(1000, 1005)]
+        before = [model.closeTime(n) for n in range(1000, 1005)]
         self.clock.advance(2)
         model.advance(3)
         self.assertEqual(model.latest, 1007)
-        self.assertEqual([model.close_time(n) for n in range(1000, 1005)], before)
-        times = [model.close_time(n) for n in range(1000, 1008)]
+        self.assertEqual([model.closeTime(n) for n in range(1000, 1005)], before)
+        times = [model.closeTime(n) for n in range(1000, 1008)]
         self.assertEqual(times, sorted(times))
-        self.assertEqual(model.close_time(1007), T0 + 2)
+        self.assertEqual(model.closeTime(1007), T0 + 2)
         self.clock.advance(5)
         self.assertEqual(model.latest, 1008)
-        self.assertEqual(model.close_time(1008), T0 + 7)
+        self.assertEqual(model.closeTime(1008), T0 + 7)
 
     def test_reset_forgets_history(self):
         model = LedgerModel(self.clock, first_ledger=1000, close_time=5, history=50)
@@ -137,18 +143,18 @@ class LedgerModelTests(SynchronousTestCase):
 class CursorTests(SynchronousTestCase):
     def test_real_ids_round_trip(self):
         # From the 2026 testnet fixtures: a transfer at tx 5 op 0, a fee event at tx 0.
-        self.assertEqual(parse_cursor("0016010972359577600-0000000001"), (3727845, 5, 0, 1))
-        self.assertEqual(format_id(3727845, 5, 0, 1), "0016010972359577600-0000000001")
-        self.assertEqual(parse_cursor("0016019351840751616-0000000001"), (3729796, 0, 0, 1))
-        self.assertEqual(parse_cursor(format_id(1000, 7, 3, 9)), (1000, 7, 3, 9))
+        self.assertEqual(parseCursor("0016010972359577600-0000000001"), (3727845, 5, 0, 1))
+        self.assertEqual(positions.eventId(3727845, 5, 0, 1), "0016010972359577600-0000000001")
+        self.assertEqual(parseCursor("0016019351840751616-0000000001"), (3729796, 0, 0, 1))
+        self.assertEqual(parseCursor(positions.eventId(1000, 7, 3, 9)), (1000, 7, 3, 9))
 
     def test_max_cursor(self):
-        self.assertEqual(max_cursor(1000), "0000004299262263295-4294967295")
-        self.assertEqual(parse_cursor(max_cursor(1000)), (1000, 0xFFFFF, 0xFFF, 0xFFFFFFFF))
+        self.assertEqual(positions.ledgerEnd(1000), "0000004299262263295-4294967295")
+        self.assertEqual(parseCursor(positions.ledgerEnd(1000)), (1000, 0xFFFFF, 0xFFF, 0xFFFFFFFF))
 
     def test_bad_cursors(self):
         for bad in ("", "123", "abc-1", "1-x", "1--1", "1-99999999999", "1-+1"):
-            self.assertRaises(ValueError, parse_cursor, bad)
+            self.assertRaises(ValueError, parseCursor, bad)
 
 
 class GetEventsTests(RPCTestMixin, SynchronousTestCase):
@@ -157,7 +163,7 @@ class GetEventsTests(RPCTestMixin, SynchronousTestCase):
         self.rpc = self.stub(self.server)
 
     def all_events(self, first, last):
-        return [e for n in range(first, last + 1) for e in self.server.events_in_ledger(n)]
+        return [e for n in range(first, last + 1) for e in self.server.eventsInLedger(n)]
 
     def test_pages_chain_through_every_event_exactly_once(self):
         expected = [e.id for e in self.all_events(1000, 1100)]
@@ -171,7 +177,7 @@ class GetEventsTests(RPCTestMixin, SynchronousTestCase):
                 self.assertEqual(page["cursor"], ids[-1])
             page = self.result(self.rpc, "getEvents", {"pagination": {"cursor": page["cursor"], "limit": 7}})
         self.assertEqual(seen, expected)
-        self.assertEqual(page["cursor"], max_cursor(1100))
+        self.assertEqual(page["cursor"], positions.ledgerEnd(1100))
 
     def test_cursor_is_exclusive(self):
         events = self.all_events(1010, 1011)
@@ -182,31 +188,31 @@ class GetEventsTests(RPCTestMixin, SynchronousTestCase):
     def test_empty_page_still_advances_and_new_ledgers_follow(self):
         page = self.result(self.rpc, "getEvents", {"startLedger": 1100, "pagination": {"limit": 50}})
         self.assertEqual([e["id"] for e in page["events"]], [e.id for e in self.all_events(1100, 1100)])
-        self.assertEqual(page["cursor"], max_cursor(1100))
+        self.assertEqual(page["cursor"], positions.ledgerEnd(1100))
         empty = self.result(self.rpc, "getEvents", {"pagination": {"cursor": page["cursor"]}})
         self.assertEqual(empty["events"], [])
-        self.assertEqual(empty["cursor"], max_cursor(1100))
-        self.server.advance_ledgers(2)
+        self.assertEqual(empty["cursor"], positions.ledgerEnd(1100))
+        self.server.advanceLedgers(2)
         more = self.result(self.rpc, "getEvents", {"pagination": {"cursor": empty["cursor"]}})
         self.assertEqual([e["id"] for e in more["events"]], [e.id for e in self.all_events(1101, 1102)])
-        self.assertEqual(more["cursor"], max_cursor(1102))
+        self.assertEqual(more["cursor"], positions.ledgerEnd(1102))
         self.assertEqual(more["latestLedger"], 1102)
 
     def test_an_empty_window_moves_the_cursor_over_empty_ledgers(self):
         server = make_server(events_per_ledger=0)
         page = self.result(self.stub(server), "getEvents", {"startLedger": 1050})
-        self.assertEqual((page["events"], page["cursor"]), ([], max_cursor(1100)))
+        self.assertEqual((page["events"], page["cursor"]), ([], positions.ledgerEnd(1100)))
 
     def test_end_ledger_is_exclusive(self):
         page = self.result(self.rpc, "getEvents", {"startLedger": 1010, "endLedger": 1012})
         self.assertEqual([e["id"] for e in page["events"]], [e.id for e in self.all_events(1010, 1011)])
-        self.assertEqual(page["cursor"], max_cursor(1011))
+        self.assertEqual(page["cursor"], positions.ledgerEnd(1011))
 
     def test_one_request_scans_at_most_10000_ledgers(self):
         server = make_server(events_per_ledger=0, retention=20000, history=15000)
         page = self.result(self.stub(server), "getEvents", {"startLedger": 1000})
         self.assertEqual(page["events"], [])
-        self.assertEqual(page["cursor"], max_cursor(10999))
+        self.assertEqual(page["cursor"], positions.ledgerEnd(10999))
         self.assertEqual((page["oldestLedger"], page["latestLedger"]), (1000, 16000))
 
     def test_response_fields(self):
@@ -251,9 +257,9 @@ class GetEventsTests(RPCTestMixin, SynchronousTestCase):
     def test_invalid_params(self):
         usdc = self.server.traffic.assets[1].contract_id
         cases = [
-            ({"startLedger": 1000, "pagination": {"cursor": max_cursor(1000)}},
+            ({"startLedger": 1000, "pagination": {"cursor": positions.ledgerEnd(1000)}},
              "ledger ranges and cursor cannot both be set"),
-            ({"endLedger": 1050, "pagination": {"cursor": max_cursor(1000)}},
+            ({"endLedger": 1050, "pagination": {"cursor": positions.ledgerEnd(1000)}},
              "ledger ranges and cursor cannot both be set"),
             ({}, "startLedger must be positive"),
             ({"startLedger": 1000, "pagination": {"limit": 10001}}, "limit must not exceed 10000"),
@@ -425,13 +431,13 @@ class GetEventsTests(RPCTestMixin, SynchronousTestCase):
 
     def test_requests_are_recorded(self):
         self.result(self.rpc, "getEvents", {"startLedger": 1000}, headers={"Authorization": "Bearer s3cret"})
-        self.result(self.rpc, "getEvents", {"pagination": {"cursor": max_cursor(1000)}})
+        self.result(self.rpc, "getEvents", {"pagination": {"cursor": positions.ledgerEnd(1000)}})
         self.post(self.rpc, b"garbage")
         first, second, third = self.server.requests
         self.assertEqual((first.method, first.params), ("getEvents", {"startLedger": 1000}))
         self.assertEqual(first.headers["authorization"], "Bearer s3cret")
         self.assertNotIn("authorization", second.headers)
-        self.assertEqual(second.params, {"pagination": {"cursor": max_cursor(1000)}})
+        self.assertEqual(second.params, {"pagination": {"cursor": positions.ledgerEnd(1000)}})
         self.assertEqual((third.method, third.body), (None, b"garbage"))
         self.assertEqual(first.received_at, T0)
         self.assertEqual(self.server.max_in_flight, 1)
@@ -450,7 +456,7 @@ class RecordedPagesTests(RPCTestMixin, SynchronousTestCase):
             with open(path) as f:
                 page = json.load(f)
             self.pages.append(page.get("result", page))
-        self.server = make_server(recorded=RecordedPages.from_files(self.paths))
+        self.server = make_server(recorded=RecordedPages.fromFiles(self.paths))
         self.rpc = self.stub(self.server)
 
     def test_pages_are_served_in_order_then_empty(self):
@@ -575,7 +581,7 @@ class OptionsTests(SynchronousTestCase):
         options = Options()
         options.parseOptions(["--port", "0", "--rate", "0.5", "--seed", "9", "--network", "pubnet",
                               "--asset", "native", "--retention", "50", "--history", "10"])
-        server = resource_from_options(options, Clock())
+        server = resourceFromOptions(options, Clock())
         self.assertEqual(server.network_passphrase, Network.PUBLIC_NETWORK_PASSPHRASE)
         self.assertEqual([a.contract_id for a in server.traffic.assets], [PUBNET_NATIVE_SAC])
         self.assertEqual((server.ledgers.oldest, server.ledgers.latest), (1000, 1010))
@@ -589,6 +595,32 @@ class OptionsTests(SynchronousTestCase):
             self.assertIn(word, str(e))
 
 
+class CommandLineTests(SynchronousTestCase):
+    """
+    C{python -m stellarflow.testing.rpcserver}, as a process.
+    """
+
+    def runServer(self, *args):
+        env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        return subprocess.run([sys.executable, "-m", "stellarflow.testing.rpcserver", *args],
+                              capture_output=True, timeout=60, env=env)
+
+    def test_exits_when_it_cannot_listen(self):
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = self.runServer("--port", str(port))
+        self.assertEqual(result.returncode, 1, result)
+        self.assertIn("could not start: Couldn't listen on 127.0.0.1:%d" % (port,), result.stdout.decode())
+
+    def test_bad_options(self):
+        result = self.runServer("--rate", "-1")
+        self.assertEqual(result.returncode, 2, result)
+        self.assertIn("--rate must be >= 0", result.stderr.decode())
+
+
 class LoopbackTests(TestCase):
     """The same server on a real 127.0.0.1 port, through treq."""
 
@@ -600,7 +632,7 @@ class LoopbackTests(TestCase):
         self.clock.advance(T0)
         self.server = make_server(self.clock)
         self.port = yield serve(0, self.server, reactor)
-        self.addCleanup(self.server.stop_serving)
+        self.addCleanup(self.server.stopServing)
         self.url = "http://127.0.0.1:%d/" % (self.port,)
 
     def post(self, data, headers=None):
@@ -621,7 +653,7 @@ class LoopbackTests(TestCase):
         reply = yield self.call("getEvents", {"startLedger": 1000, "pagination": {"limit": 5}},
                                 headers={"Authorization": "Bearer t0ken"})
         self.assertEqual([e["id"] for e in reply["result"]["events"]],
-                         [e.id for e in self.server.events_in_ledger(1000) + self.server.events_in_ledger(1001)][:5])
+                         [e.id for e in self.server.eventsInLedger(1000) + self.server.eventsInLedger(1001)][:5])
         self.assertEqual(self.server.requests[-1].headers["authorization"], "Bearer t0ken")
 
     @inlineCallbacks
@@ -641,15 +673,15 @@ class LoopbackTests(TestCase):
         self.server.inject("refuse")
         yield self.assertFailure(self.post(envelope("getHealth")), ResponseNeverReceived)
         yield self.assertFailure(self.post(envelope("getHealth")), ConnectError)
-        yield self.server.accept_connections()
+        yield self.server.acceptConnections()
         reply = yield self.call("getHealth")
         self.assertEqual(reply["result"]["latestLedger"], 1100)
 
     @inlineCallbacks
     def test_refuse_for_some_seconds(self):
-        self.server.refuse_connections(seconds=5)
+        self.server.refuseConnections(seconds=5)
         yield self.assertFailure(self.post(envelope("getHealth")), ConnectError)
         self.clock.advance(5)
-        yield self.server.accept_connections()
+        yield self.server.acceptConnections()
         reply = yield self.call("getHealth")
         self.assertEqual(reply["result"]["latestLedger"], 1101)
