@@ -37,7 +37,7 @@ TESTNET = "Test SDF Network ; September 2015"
 
 
 def eventId(ledger, tx=1, op=0, index=0):
-    return "%019d-%010d" % ((ledger << 32) | (tx << 12) | op, index)
+    return positions.eventId(ledger, tx, op, index)
 
 
 def ev(ledger, tx=1, op=0, index=0, **extra):
