@@ -32,6 +32,25 @@ log = Logger()
 
 _TOKEN_NAMES = tokens.EVENT_TYPES
 
+# The names of ENVELOPE_FIELDS (stellarflow.message defines them and their order; a message
+# starts as a copy of _EMPTY, so its keys are always in that order).
+(
+    _TYPE,
+    _ID,
+    _LEDGER,
+    _LEDGER_CLOSED_AT,
+    _TRANSACTION_HASH,
+    _CONTRACT_ID,
+    _OPERATION_INDEX,
+    _TRANSACTION_INDEX,
+    _IN_SUCCESSFUL_CONTRACT_CALL,
+    _EVENT_KIND,
+    _TOPICS,
+    _DATA,
+) = ENVELOPE_FIELDS
+_EMPTY = dict.fromkeys(ENVELOPE_FIELDS)
+_EMPTY[_TYPE] = CONTRACT_EVENT
+
 
 def _optionalInt(raw, key):
     value = raw.get(key)
@@ -60,39 +79,31 @@ def _optionalStr(raw, key):
     raise DecodeError("invalid {} {!r}".format(key, value))
 
 
+def _empty():
+    """
+    An envelope without values (for an event whose own fields are unusable): every field of
+    L{ENVELOPE_FIELDS}, in its order.
+    """
+    message = _EMPTY.copy()
+    message[_TOPICS] = []
+    return message
+
+
 def _envelope(raw):
     """
     The event's identifying fields as message keys (raise L{DecodeError} for wrong types).
     """
-    # The values of ENVELOPE_FIELDS, in its order.
-    return dict(
-        zip(
-            ENVELOPE_FIELDS,
-            (
-                CONTRACT_EVENT,
-                _optionalStr(raw, "id") or _optionalStr(raw, "pagingToken"),
-                _optionalInt(raw, "ledger"),
-                _optionalStr(raw, "ledgerClosedAt"),
-                _optionalStr(raw, "txHash"),
-                _optionalStr(raw, "contractId"),
-                _optionalInt(raw, "operationIndex"),
-                _optionalInt(raw, "transactionIndex"),
-                _optionalBool(raw, "inSuccessfulContractCall"),
-                _optionalStr(raw, "type"),
-                [],
-                None,
-            ),
-        )
-    )
-
-
-def _empty():
-    """
-    An envelope without values, for an event whose own fields are unusable.
-    """
-    message = dict.fromkeys(ENVELOPE_FIELDS)
-    message["type"] = CONTRACT_EVENT
-    message["topics"] = []
+    message = _EMPTY.copy()
+    message[_ID] = _optionalStr(raw, "id") or _optionalStr(raw, "pagingToken")
+    message[_LEDGER] = _optionalInt(raw, "ledger")
+    message[_LEDGER_CLOSED_AT] = _optionalStr(raw, "ledgerClosedAt")
+    message[_TRANSACTION_HASH] = _optionalStr(raw, "txHash")
+    message[_CONTRACT_ID] = _optionalStr(raw, "contractId")
+    message[_OPERATION_INDEX] = _optionalInt(raw, "operationIndex")
+    message[_TRANSACTION_INDEX] = _optionalInt(raw, "transactionIndex")
+    message[_IN_SUCCESSFUL_CONTRACT_CALL] = _optionalBool(raw, "inSuccessfulContractCall")
+    message[_EVENT_KIND] = _optionalStr(raw, "type")
+    message[_TOPICS] = []
     return message
 
 
@@ -132,18 +143,18 @@ def _decodeBody(message, isJson, rawTopics, rawValue, passphrase):
             dataKind, data = decodeScVal(parsed)
     except DecodeError as e:
         raise DecodeError("value: {}".format(e)) from None
-    message["topics"] = topics
-    message["data"] = data
+    message[_TOPICS] = topics
+    message[_DATA] = data
 
     if (
         len(topics) > 1
         and kinds[0] == "symbol"
         and topics[0] in _TOKEN_NAMES
-        and message["event_kind"] != "diagnostic"
+        and message[_EVENT_KIND] != "diagnostic"
     ):
         children = (childKindsJson if isJson else childKindsXdr)(parsed, data)
         token = tokens.recognise(
-            message["contract_id"], kinds, topics, dataKind, data, children, passphrase
+            message[_CONTRACT_ID], kinds, topics, dataKind, data, children, passphrase
         )
         if token is not None:
             message.update(token)
@@ -168,7 +179,7 @@ def decodeEvent(raw, passphrase=network.DEFAULT):
         message = _envelope(raw)
     except DecodeError as e:
         message = _empty()
-        message["id"] = raw.get("id") if isinstance(raw.get("id"), str) else None
+        message[_ID] = raw.get("id") if isinstance(raw.get("id"), str) else None
         return _failed(message, raw, str(e))
     try:
         isJson, rawTopics, rawValue = _rawParts(raw)
@@ -176,14 +187,14 @@ def decodeEvent(raw, passphrase=network.DEFAULT):
     except DecodeError as e:
         return _failed(message, raw, str(e))
     except Exception as e:  # a bug, but one event must not stop the pipeline
-        log.failure("Unexpected error decoding event {id}", id=message["id"])
+        log.failure("Unexpected error decoding event {id}", id=message[_ID])
         return _failed(message, raw, "unexpected error: {!r}".format(e))
     return message
 
 
 def _failed(message, raw, reason):
-    message["topics"] = []
-    message["data"] = None
+    message[_TOPICS] = []
+    message[_DATA] = None
     message[DECODE_ERROR] = reason
     isJson, rawTopics, rawValue = _rawParts(raw)
     message.update(zip(RAW_JSON_FIELDS if isJson else RAW_XDR_FIELDS, (rawTopics, rawValue)))

@@ -35,6 +35,21 @@ from stellarflow.message import TOKEN_FIELDS
 
 DECIMALS = 7
 
+# The names of TOKEN_FIELDS (stellarflow.message defines them and their order), written in
+# that order.
+(
+    _EVENT_TYPE,
+    _FROM,
+    _TO,
+    _ACCOUNT_IDS,
+    _ASSET_CODE,
+    _ASSET_ISSUER,
+    _AMOUNT,
+    _AMOUNT_RAW,
+    _ASSET_VERIFIED,
+    _TO_MUXED_ID,
+) = TOKEN_FIELDS
+
 # event name -> {number of address topics: role of each}
 _ROLES = {
     "transfer": {2: ("from", "to")},
@@ -183,21 +198,15 @@ def recognise(contractId, topicKinds, topics, dataKind, data, dataChildren, pass
         code, issuer = asset
         verified = contractId is not None and contractId == sacContractId(code, issuer, passphrase)
 
-    # The values of TOKEN_FIELDS, in its order.
-    return dict(
-        zip(
-            TOKEN_FIELDS,
-            (
-                name,
-                parties.get("from"),
-                parties.get("to"),
-                accounts,
-                code,
-                issuer,
-                None if raw is None else formatAmount(raw),
-                None if raw is None else str(raw),
-                verified,
-                None if muxedId is None else str(muxedId),
-            ),
-        )
-    )
+    return {
+        _EVENT_TYPE: name,
+        _FROM: parties.get("from"),
+        _TO: parties.get("to"),
+        _ACCOUNT_IDS: accounts,
+        _ASSET_CODE: code,
+        _ASSET_ISSUER: issuer,
+        _AMOUNT: None if raw is None else formatAmount(raw),
+        _AMOUNT_RAW: None if raw is None else str(raw),
+        _ASSET_VERIFIED: verified,
+        _TO_MUXED_ID: None if muxedId is None else str(muxedId),
+    }
