@@ -6,8 +6,9 @@ one from the cursor the server returned.  While behind (a full page, or a cursor
 latest ledger) it asks again at once; when caught up it waits ``poll_interval``.  It never
 fetches the next page before the pipeline accepted the previous one (backpressure), never hands
 on an event id twice, and never stops polling because of an error: configuration errors stop
-it once, loudly; everything else is logged and retried with capped, jittered backoff.  The
-failure policy is written down in ``docs/source.md``.
+it once, loudly; everything else is logged and retried with capped, jittered backoff.  What
+each failure means is decided by L{stellarflow.rpc.policy} (written down in ``docs/source.md``);
+the config schema is L{stellarflow.rpc.config}, page handling L{stellarflow.rpc.pages}.
 """
 
 import json
