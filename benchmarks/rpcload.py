@@ -44,13 +44,13 @@ class TimedRPCResource(StellarRPCResource):
         self._ids = None
         self.gating = True
 
-    def events_in_ledger(self, ledger):
+    def eventsInLedger(self, ledger):
         if self.gating and (self.window is None or not self.window[0] <= ledger <= self.window[1]):
             return []
-        return StellarRPCResource.events_in_ledger(self, ledger)
+        return StellarRPCResource.eventsInLedger(self, ledger)
 
-    def _get_events(self, params):
-        result = StellarRPCResource._get_events(self, params)
+    def getEvents(self, params):
+        result = StellarRPCResource.getEvents(self, params)
         if b'"events":[]' not in result[:12]:
             self._ids = [e["id"] for e in json.loads(result)["events"]]
         return result
@@ -71,7 +71,7 @@ class TimedRPCResource(StellarRPCResource):
         count = 0
         for ledger in range(self.window[0], self.window[1] + 1):
             # generated now (and cached), so that answering costs the same as a warm server
-            count += len(self.traffic.events(ledger, self.ledgers.close_time(ledger)))
+            count += len(self.traffic.events(ledger, self.ledgers.closeTime(ledger)))
         return self.window[0], self.window[1], count
 
 
@@ -115,7 +115,7 @@ class Commands(LineReceiver):
         if fmt == "json":
             params["xdrFormat"] = "json"
         for _ in range(count):
-            body = resource._call({"jsonrpc": "2.0", "id": 1, "method": "getEvents", "params": params})
+            body = resource.answer({"jsonrpc": "2.0", "id": 1, "method": "getEvents", "params": params})
             bodies.append(body.decode("utf-8"))
             cursor = json.loads(body)["result"]["cursor"]
             params = {"pagination": {"limit": limit, "cursor": cursor}}

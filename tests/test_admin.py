@@ -140,7 +140,7 @@ class DocumentedMetricsTests(TestCase):
         schema = TemporarySchema(self)
         server = StellarRPCResource(reactor, seed=5, events_per_ledger=3, first_ledger=7000, history=50)
         rpcPort = yield serve(0, server, reactor=reactor)
-        self.addCleanup(server.stop_serving)
+        self.addCleanup(server.stopServing)
         text = (
             "state_dir: {state}\n"
             "admin: {{port: 0}}\n"

@@ -393,7 +393,7 @@ class BackfillTests(TestCase):
 
         server = StellarRPCResource(reactor, seed=3, events_per_ledger=4, first_ledger=5000, history=400)
         port = yield serve(0, server, reactor=reactor)
-        self.addCleanup(server.stop_serving)
+        self.addCleanup(server.stopServing)
         work = os.path.abspath(self.mktemp())
         os.makedirs(work)
         out = os.path.join(work, "out.jsonl")
@@ -418,5 +418,5 @@ class BackfillTests(TestCase):
         self.assertIn("Backfill complete", text)
         with open(out) as f:
             ids = [json.loads(line)["id"] for line in f]
-        expected = [e.id for ledger in range(5100, 5201) for e in server.events_in_ledger(ledger)]
+        expected = [e.id for ledger in range(5100, 5201) for e in server.eventsInLedger(ledger)]
         self.assertEqual(ids, expected)

@@ -47,16 +47,16 @@ class ScalarTests(SynchronousTestCase):
         self.assertEqual(got, (kind, value))
         self.assertIs(type(got[1]), type(value))
 
-    def test_bool_void(self):
+    def test_boolVoid(self):
         self.check(scval.to_bool(True), "bool", True)
         self.check(scval.to_bool(False), "bool", False)
         self.check(scval.to_void(), "void", None)
 
-    def test_small_integers_are_ints(self):
+    def test_smallIntegersAreInts(self):
         self.check(scval.to_uint32(4294967295), "u32", 4294967295)
         self.check(scval.to_int32(-2147483648), "i32", -2147483648)
 
-    def test_wide_integers_are_decimal_strings(self):
+    def test_wideIntegersAreDecimalStrings(self):
         self.check(scval.to_uint64(18446744073709551615), "u64", "18446744073709551615")
         self.check(scval.to_int64(-9223372036854775808), "i64", "-9223372036854775808")
         self.check(scval.to_timepoint(1784671655), "timepoint", "1784671655")
@@ -79,26 +79,26 @@ class ScalarTests(SynchronousTestCase):
             scval.to_int256(2**200 + 7), "i256", "1606938044258990275541962092341162602522202993782792835301383"
         )
 
-    def test_bytes_are_lowercase_hex(self):
+    def test_bytesAreLowercaseHex(self):
         self.check(scval.to_bytes(bytes(range(32))), "bytes", HASH_HEX)
         self.check(scval.to_bytes(b""), "bytes", "")
 
-    def test_strings_and_symbols(self):
+    def test_stringsAndSymbols(self):
         self.check(scval.to_symbol("transfer"), "symbol", "transfer")
         self.check(scval.to_string("native"), "string", "native")
         self.check(scval.to_string("café \\ \n\t"), "string", "café \\ \n\t")
 
-    def test_invalid_utf8_is_replaced_in_both_formats(self):
+    def test_invalidUtf8IsReplacedInBothFormats(self):
         self.check(scval.to_string(b"ab\xffcd\x00"), "string", "ab\ufffdcd\x00")
 
-    def test_addresses_are_strkeys(self):
+    def test_addressesAreStrkeys(self):
         self.check(scval.to_address(ACCOUNT), "address", ACCOUNT)
         self.check(scval.to_address(CONTRACT), "address", CONTRACT)
         self.check(scval.to_address(MUXED), "address", MUXED)
         self.check(scval.to_address(BALANCE), "address", BALANCE)
         self.check(scval.to_address(POOL), "address", POOL)
 
-    def test_muxed_strkey_carries_the_id(self):
+    def test_muxedStrkeyCarriesTheId(self):
         raw = StrKey.decode_med25519_public_key(both(self, scval.to_address(MUXED))[1])
         self.assertEqual(raw[:32], StrKey.decode_ed25519_public_key(ACCOUNT))
         self.assertEqual(int.from_bytes(raw[32:], "big"), 123)
@@ -115,7 +115,7 @@ class ScalarTests(SynchronousTestCase):
         )
         self.check(budget, "error", {"error": "budget", "code": 5})
 
-    def test_ledger_only_kinds_name_themselves(self):
+    def test_ledgerOnlyKindsNameThemselves(self):
         self.check(
             xdr.SCVal(xdr.SCValType.SCV_LEDGER_KEY_CONTRACT_INSTANCE),
             "ledger_key_contract_instance",
@@ -151,14 +151,14 @@ class ContainerTests(SynchronousTestCase):
         sc = scval.to_vec([scval.to_symbol("a"), scval.to_uint32(1), scval.to_int128(-2)])
         self.assertEqual(both(self, sc), ("vec", ["a", 1, "-2"]))
 
-    def test_missing_vec_and_map(self):
+    def test_missingVecAndMap(self):
         # Optional pointers in XDR; stellar_sdk cannot render them as json, the RPC sends null.
         self.assertEqual(decodeXdr(xdr.SCVal(xdr.SCValType.SCV_VEC).to_xdr()), ("vec", None))
         self.assertEqual(decodeXdr(xdr.SCVal(xdr.SCValType.SCV_MAP).to_xdr()), ("map", None))
         self.assertEqual(decodeJson({"vec": None}), ("vec", None))
         self.assertEqual(decodeJson({"map": None}), ("map", None))
 
-    def test_map_with_string_keys_is_a_dict(self):
+    def test_mapWithStringKeysIsADict(self):
         sc = scval.to_map(
             {scval.to_symbol("amount"): scval.to_int128(10), scval.to_symbol("to_muxed_id"): scval.to_uint64(5)}
         )
@@ -167,11 +167,11 @@ class ContainerTests(SynchronousTestCase):
         self.assertEqual(childKindsXdr(parseXdr(sc.to_xdr()), value), {"amount": "i128", "to_muxed_id": "u64"})
         self.assertEqual(childKindsJson(sc.to_json_dict(), value), {"amount": "i128", "to_muxed_id": "u64"})
 
-    def test_map_with_other_keys_is_a_list_of_pairs(self):
+    def test_mapWithOtherKeysIsAListOfPairs(self):
         sc = scval.to_map({scval.to_uint32(1): scval.to_bool(True)})
         self.assertEqual(both(self, sc), ("map", [{"key": 1, "value": True}]))
 
-    def test_map_keys_colliding_after_decoding_stay_pairs(self):
+    def test_mapKeysCollidingAfterDecodingStayPairs(self):
         # Symbol "5" and i128 5 both decode to "5": a dict would lose one.
         entries = [
             xdr.SCMapEntry(scval.to_symbol("5"), scval.to_uint32(1)),
@@ -183,7 +183,7 @@ class ContainerTests(SynchronousTestCase):
         )
         self.assertIsNone(childKindsXdr(parseXdr(sc.to_xdr()), both(self, sc)[1]))
 
-    def test_vec_child_kinds(self):
+    def test_vecChildKinds(self):
         sc = scval.to_vec([scval.to_int128(1), scval.to_uint32(2)])
         self.assertEqual(childKindsXdr(parseXdr(sc.to_xdr()), ["1", 2]), ["i128", "u32"])
         self.assertEqual(childKindsJson(sc.to_json_dict(), ["1", 2]), ["i128", "u32"])
@@ -195,38 +195,38 @@ class FixtureValueTests(SynchronousTestCase):
     Topics and values copied from the recorded fixtures, decoded by hand.
     """
 
-    def test_symbol_topic(self):
+    def test_symbolTopic(self):
         self.assertEqual(decodeXdr("AAAADwAAAAh0cmFuc2Zlcg=="), ("symbol", "transfer"))
 
-    def test_account_topic(self):
+    def test_accountTopic(self):
         self.assertEqual(
             decodeXdr("AAAAEgAAAAAAAAAAjnWZyariB+Ah9OPGy5WJe1t2Ks3gKsKGYsy7vmpJRIY="),
             ("address", ACCOUNT),
         )
 
-    def test_contract_topic(self):
+    def test_contractTopic(self):
         self.assertEqual(
             decodeXdr("AAAAEgAAAAGu/2GlTlA4D83fxvERV0mWvvsyBPo+xfk3Guav6IgNZQ=="),
             ("address", "CCXP6YNFJZIDQD6N37DPCEKXJGLL56ZSAT5D5RPZG4NONL7IRAGWKFD2"),
         )
 
-    def test_bytes_topic(self):
+    def test_bytesTopic(self):
         self.assertEqual(
             decodeXdr("AAAADQAAACCGE7Aj5EvXxmmTtyojmlFF/Qv3qMTyL7THd6SG4GHZxQ=="),
             ("bytes", "8613b023e44bd7c66993b72a239a5145fd0bf7a8c4f22fb4c777a486e061d9c5"),
         )
 
-    def test_i128_value(self):
+    def test_i128Value(self):
         # 0xb2d05e00 = 3000000000 stroops = 300 XLM (fixture note).
         self.assertEqual(decodeXdr("AAAACgAAAAAAAAAAAAAAALLQXgA="), ("i128", "3000000000"))
 
-    def test_vec_value(self):
+    def test_vecValue(self):
         self.assertEqual(
             decodeXdr("AAAAEAAAAAEAAAACAAAADwAAAAN1c2QAAAAACQAAAAAAAAAAAAAAAAASHQg="),
             ("vec", ["usd", "1187080"]),
         )
 
-    def test_json_fragment_values(self):
+    def test_jsonFragmentValues(self):
         self.assertEqual(decodeJson({"i128": "10000000"}), ("i128", "10000000"))
         self.assertEqual(
             decodeJson(
@@ -243,42 +243,42 @@ class FixtureValueTests(SynchronousTestCase):
 
 
 class TopicCacheTests(SynchronousTestCase):
-    def test_scalars_are_shared(self):
+    def test_scalarsAreShared(self):
         b64 = scval.to_address(ACCOUNT).to_xdr()
         first = decodeTopicXdr(b64)
         self.assertEqual(first, ("address", ACCOUNT))
         self.assertIs(decodeTopicXdr(b64), first)
 
-    def test_containers_are_fresh_each_time(self):
+    def test_containersAreFreshEachTime(self):
         # A consumer mutating one message's topics must not change another's.
         b64 = scval.to_vec([scval.to_symbol("a")]).to_xdr()
         first = decodeTopicXdr(b64)
         first[1].append("mutated")
         self.assertEqual(decodeTopicXdr(b64), ("vec", ["a"]))
 
-    def test_errors_are_not_cached(self):
+    def test_errorsAreNotCached(self):
         self.assertRaises(DecodeError, decodeTopicXdr, "AAAAEgAAAA==")
         self.assertRaises(DecodeError, decodeTopicXdr, "AAAAEgAAAA==")
         self.assertRaises(DecodeError, decodeTopicXdr, {"xdr": "AAAAAQ=="})
 
 
 class BadInputTests(SynchronousTestCase):
-    def test_corrupt_base64(self):
+    def test_corruptBase64(self):
         self.assertRaises(DecodeError, decodeXdr, "not base64!")
 
-    def test_truncated_xdr(self):
+    def test_truncatedXdr(self):
         self.assertRaises(DecodeError, decodeXdr, "AAAACgAAAAAAAAAA")
 
-    def test_trailing_bytes(self):
+    def test_trailingBytes(self):
         self.assertRaises(DecodeError, decodeXdr, "AAAAAQAAAAE=")
 
-    def test_unknown_type_tag(self):
+    def test_unknownTypeTag(self):
         self.assertRaises(DecodeError, decodeXdr, "AAAAYwAAAAA=")
 
-    def test_not_a_string(self):
+    def test_notAString(self):
         self.assertRaises(DecodeError, decodeXdr, {"xdr": "AAAAAQ=="})
 
-    def test_bad_json(self):
+    def test_badJson(self):
         for value in [
             {"nope": 1},
             {"i128": "12x"},
@@ -299,7 +299,7 @@ class BadInputTests(SynchronousTestCase):
         ]:
             self.assertRaises(DecodeError, decodeJson, value)
 
-    def test_deep_nesting_is_an_error_not_a_crash(self):
+    def test_deepNestingIsAnErrorNotACrash(self):
         value = {"u32": 1}
         for _ in range(5000):
             value = {"vec": [value]}
@@ -364,7 +364,7 @@ scvals = st.recursive(
 class PropertyTests(SynchronousTestCase):
     @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(scvals)
-    def test_any_scval_decodes_to_json_identically_from_both_formats(self, sc):
+    def test_anyScvalDecodesToJsonIdenticallyFromBothFormats(self, sc):
         b64 = sc.to_xdr()
         kind, value = decodeXdr(b64)
         # Plain JSON survives a serialisation round trip unchanged.

@@ -14,8 +14,16 @@ from stellar_sdk import Network, scval
 from twisted.trial.unittest import FailTest, SkipTest, SynchronousTestCase
 from zope.interface.verify import verifyClass, verifyObject
 
-from stellarflow.events import GetEventsRPC, decode_event, network, processor
+from stellarflow.events import GetEventsRPC, decodeEvent, network, processor
 from stellarflow.interfaces import IComponentFactory, IProcessor
+from stellarflow.message import (
+    CONTRACT_EVENT,
+    DECODE_ERROR,
+    ENVELOPE_FIELDS,
+    RAW_JSON_FIELDS,
+    RAW_XDR_FIELDS,
+    TOKEN_FIELDS,
+)
 from stellarflow.testing import fixtures
 from stellarflow.testing.fixtures import fixture_path, load_rpc_result
 
@@ -395,19 +403,19 @@ class InterfaceTests(SynchronousTestCase):
         self.assertTrue(verifyObject(IProcessor, GetEventsRPC()))
         self.assertTrue(verifyClass(IProcessor, GetEventsRPC))
 
-    def test_component_factory(self):
+    def test_componentFactory(self):
         self.assertTrue(verifyObject(IComponentFactory, GetEventsRPC))
 
-    def test_from_config_defaults_to_mainnet(self):
+    def test_fromConfigDefaultsToMainnet(self):
         config, problems = GetEventsRPC.configSchema.validate({})
         self.assertEqual(list(problems), [])
         self.assertEqual(GetEventsRPC.fromConfig(config, None).network_passphrase, PUBLIC)
 
-    def test_from_config_network_name(self):
+    def test_fromConfigNetworkName(self):
         config, problems = GetEventsRPC.configSchema.validate({"network": "testnet"})
         self.assertEqual(GetEventsRPC.fromConfig(config, None).network_passphrase, TESTNET)
 
-    def test_from_config_follows_source_network(self):
+    def test_fromConfigFollowsSourceNetwork(self):
         """
         The guide's C{config: {}} takes the network from the source's C{network} setting.
         """
@@ -419,7 +427,7 @@ class InterfaceTests(SynchronousTestCase):
         config, problems = GetEventsRPC.configSchema.validate({"network": "mainnet"})
         self.assertEqual(GetEventsRPC.fromConfig(config, context).network_passphrase, PUBLIC)
 
-    def test_config_rejects_unknown_network(self):
+    def test_configRejectsUnknownNetwork(self):
         config, problems = GetEventsRPC.configSchema.validate({"network": "mainnnet"}, "p")
         self.assertIsNone(config)
         self.assertEqual(len(problems), 1)
@@ -429,7 +437,7 @@ class InterfaceTests(SynchronousTestCase):
 
 
 class NetworkTests(SynchronousTestCase):
-    def test_default_is_public(self):
+    def test_defaultIsPublic(self):
         self.assertEqual(GetEventsRPC().network_passphrase, "Public Global Stellar Network ; September 2015")
         self.assertEqual(network.networkPassphrase(None), "Public Global Stellar Network ; September 2015")
 
@@ -440,11 +448,11 @@ class NetworkTests(SynchronousTestCase):
         self.assertEqual(network.networkPassphrase("futurenet"), "Test SDF Future Network ; October 2022")
         self.assertEqual(network.networkPassphrase("standalone"), "Standalone Network ; February 2017")
 
-    def test_literal_passphrase(self):
+    def test_literalPassphrase(self):
         self.assertEqual(network.networkPassphrase("My Private Net ; 2026"), "My Private Net ; 2026")
         self.assertEqual(GetEventsRPC(TESTNET).network_passphrase, TESTNET)
 
-    def test_typo_is_rejected(self):
+    def test_typoIsRejected(self):
         self.assertRaises(ValueError, network.networkPassphrase, "testnett")
         self.assertRaises(ValueError, network.networkPassphrase, "")
         self.assertRaises(ValueError, GetEventsRPC, "mainet")
@@ -455,7 +463,7 @@ class FixtureTests(SynchronousTestCase):
     Every recorded getEvents response, decoded to the values worked out by hand.
     """
 
-    def test_every_fixture_has_expectations(self):
+    def test_everyFixtureHasExpectations(self):
         directory = fixture_path("rpc")
         names = {
             os.path.basename(p)
@@ -501,16 +509,16 @@ class FixtureTests(SynchronousTestCase):
                     self.assertEqual(message["asset_issuer"], None, where)
                 self.assertEqual(json.loads(json.dumps(message)), message, where)
 
-    def test_ledger_closed_at_is_passed_through(self):
+    def test_ledgerClosedAtIsPassedThrough(self):
         [first, _] = GetEventsRPC().process(fixtureEvents("docs-2026-native-xlm-transfer-events-base64"))
         self.assertEqual(first["ledger_closed_at"], "2026-07-21T18:01:10Z")
 
-    def test_mainnet_default_does_not_verify_testnet_assets(self):
+    def test_mainnetDefaultDoesNotVerifyTestnetAssets(self):
         messages = GetEventsRPC().process(fixtureEvents("docs-2026-native-xlm-transfer-events-base64"))
         self.assertEqual([m["asset_verified"] for m in messages], [False, False])
         self.assertEqual([m["amount"] for m in messages], ["300", "4.2558863"])
 
-    def test_json_and_base64_fixture_events_agree(self):
+    def test_jsonAndBase64FixtureEventsAgree(self):
         # The plain-transfer fragment is the json rendering of a transfer like those in the
         # base64 fixtures; re-encoding its values as base64 must give the same message.
         from stellar_sdk import xdr
@@ -521,7 +529,7 @@ class FixtureTests(SynchronousTestCase):
             "topic": [xdr.SCVal.from_json_dict(t).to_xdr() for t in event["topicJson"]],
             "value": xdr.SCVal.from_json_dict(event["valueJson"]).to_xdr(),
         }
-        self.assertEqual(decode_event(asXdr, TESTNET), decode_event(event, TESTNET))
+        self.assertEqual(decodeEvent(asXdr, TESTNET), decodeEvent(event, TESTNET))
 
 
 def transfer(**overrides):
@@ -547,24 +555,46 @@ def transfer(**overrides):
     return {k: v for k, v in event.items() if v is not None}
 
 
+class FieldOrderTests(SynchronousTestCase):
+    """
+    Messages have the field names of L{stellarflow.message}, in its order: the order is part of
+    the encoded text every consumer delivers.
+    """
+
+    def test_tokenEvent(self):
+        self.assertEqual(tuple(decodeEvent(transfer(), TESTNET)), ENVELOPE_FIELDS + TOKEN_FIELDS)
+
+    def test_otherEvent(self):
+        m = decodeEvent({"id": "x", "ledger": 1, "type": "contract", "valueJson": {"u32": 7}})
+        self.assertEqual(tuple(m), ENVELOPE_FIELDS)
+        self.assertEqual(m["type"], CONTRACT_EVENT)
+
+    def test_failedEvents(self):
+        self.assertEqual(tuple(decodeEvent(transfer(value="garbage"))), ENVELOPE_FIELDS + (DECODE_ERROR,) + RAW_XDR_FIELDS)
+        self.assertEqual(tuple(decodeEvent(transfer(ledger="x"))), ENVELOPE_FIELDS + (DECODE_ERROR,) + RAW_XDR_FIELDS)
+        self.assertEqual(tuple(decodeEvent(None)), ENVELOPE_FIELDS + (DECODE_ERROR,) + RAW_XDR_FIELDS)
+        bad = {"id": "e", "type": "contract", "topicJson": [{"nope": 1}], "valueJson": "void"}
+        self.assertEqual(tuple(decodeEvent(bad)), ENVELOPE_FIELDS + (DECODE_ERROR,) + RAW_JSON_FIELDS)
+
+
 class ShapeTests(SynchronousTestCase):
     """
     Variations of the event object that servers have sent over the years.
     """
 
-    def test_string_ledger(self):
-        self.assertEqual(decode_event(transfer(ledger="3727845"), TESTNET)["ledger"], 3727845)
+    def test_stringLedger(self):
+        self.assertEqual(decodeEvent(transfer(ledger="3727845"), TESTNET)["ledger"], 3727845)
 
-    def test_legacy_value_object(self):
-        m = decode_event(transfer(value={"xdr": "AAAACgAAAAAAAAAAAAAAALLQXgA="}), TESTNET)
+    def test_legacyValueObject(self):
+        m = decodeEvent(transfer(value={"xdr": "AAAACgAAAAAAAAAAAAAAALLQXgA="}), TESTNET)
         self.assertEqual((m["data"], m["amount"]), ("3000000000", "300"))
 
-    def test_paging_token_without_id(self):
-        m = decode_event(transfer(id=None, pagingToken="0016010972359577600-0000000001"), TESTNET)
+    def test_pagingTokenWithoutId(self):
+        m = decodeEvent(transfer(id=None, pagingToken="0016010972359577600-0000000001"), TESTNET)
         self.assertEqual(m["id"], "0016010972359577600-0000000001")
 
-    def test_optional_fields_absent(self):
-        m = decode_event(
+    def test_optionalFieldsAbsent(self):
+        m = decodeEvent(
             transfer(
                 txHash=None,
                 operationIndex=None,
@@ -589,20 +619,20 @@ class ShapeTests(SynchronousTestCase):
         )
         self.assertEqual(m["event_type"], "transfer")
 
-    def test_zero_topics(self):
+    def test_zeroTopics(self):
         for event in [transfer(topic=None), transfer(topic=[])]:
-            m = decode_event(event, TESTNET)
+            m = decodeEvent(event, TESTNET)
             self.assertEqual((m["topics"], m["data"]), ([], "3000000000"))
             self.assertNotIn("event_type", m)
             self.assertNotIn("decode_error", m)
 
-    def test_empty_contract_id(self):
-        m = decode_event(transfer(contractId=""), TESTNET)
+    def test_emptyContractId(self):
+        m = decodeEvent(transfer(contractId=""), TESTNET)
         self.assertIsNone(m["contract_id"])
         self.assertIs(m["asset_verified"], False)
 
-    def test_json_format_without_topics(self):
-        m = decode_event({"id": "x", "ledger": 1, "type": "contract", "valueJson": {"u32": 7}})
+    def test_jsonFormatWithoutTopics(self):
+        m = decodeEvent({"id": "x", "ledger": 1, "type": "contract", "valueJson": {"u32": 7}})
         self.assertEqual((m["topics"], m["data"]), ([], 7))
 
 
@@ -613,9 +643,9 @@ class DecodeErrorTests(SynchronousTestCase):
         self.assertNotIn("event_type", message)
         json.dumps(message)
 
-    def test_corrupt_topic_keeps_raw_xdr(self):
+    def test_corruptTopicKeepsRawXdr(self):
         bad = transfer(topic=["AAAADwAAAAh0cmFuc2Zlcg==", "AAAAEgAAAA=="])
-        m = decode_event(bad, TESTNET)
+        m = decodeEvent(bad, TESTNET)
         self.assertFailed(m, "topic[1]")
         self.assertEqual(m["topics_xdr"], ["AAAADwAAAAh0cmFuc2Zlcg==", "AAAAEgAAAA=="])
         self.assertEqual(m["data_xdr"], "AAAACgAAAAAAAAAAAAAAALLQXgA=")
@@ -624,21 +654,21 @@ class DecodeErrorTests(SynchronousTestCase):
             (m["id"], m["ledger"], m["contract_id"]), ("0016010972359577600-0000000001", 3727845, XLM_SAC)
         )
 
-    def test_corrupt_value_keeps_raw_xdr(self):
-        m = decode_event(transfer(value={"xdr": "%%%"}), TESTNET)
+    def test_corruptValueKeepsRawXdr(self):
+        m = decodeEvent(transfer(value={"xdr": "%%%"}), TESTNET)
         self.assertFailed(m, "value")
         self.assertEqual(m["data_xdr"], "%%%")
         self.assertEqual(len(m["topics_xdr"]), 4)
 
-    def test_missing_value(self):
-        m = decode_event(transfer(value=None), TESTNET)
+    def test_missingValue(self):
+        m = decodeEvent(transfer(value=None), TESTNET)
         self.assertFailed(m, "no value")
 
-    def test_topics_not_a_list(self):
-        self.assertFailed(decode_event(transfer(topic="AAAADwAAAAh0cmFuc2Zlcg=="), TESTNET), "not a list")
+    def test_topicsNotAList(self):
+        self.assertFailed(decodeEvent(transfer(topic="AAAADwAAAAh0cmFuc2Zlcg=="), TESTNET), "not a list")
 
-    def test_corrupt_json_keeps_raw_json(self):
-        m = decode_event(
+    def test_corruptJsonKeepsRawJson(self):
+        m = decodeEvent(
             {"id": "e", "type": "contract", "topicJson": [{"symbol": "x"}, {"nope": 1}], "valueJson": "void"}
         )
         self.assertFailed(m, "topic[1]")
@@ -646,29 +676,29 @@ class DecodeErrorTests(SynchronousTestCase):
         self.assertEqual(m["data_json"], "void")
         self.assertEqual(m["id"], "e")
 
-    def test_bad_envelope(self):
-        m = decode_event(transfer(ledger="not a number"), TESTNET)
+    def test_badEnvelope(self):
+        m = decodeEvent(transfer(ledger="not a number"), TESTNET)
         self.assertFailed(m, "ledger")
         self.assertEqual(m["id"], "0016010972359577600-0000000001")
         self.assertEqual(len(m["topics_xdr"]), 4)
-        self.assertFailed(decode_event(transfer(inSuccessfulContractCall="yes")), "inSuccessfulContractCall")
+        self.assertFailed(decodeEvent(transfer(inSuccessfulContractCall="yes")), "inSuccessfulContractCall")
 
-    def test_not_an_object(self):
+    def test_notAnObject(self):
         for raw in [None, "event", 5, ["topic"]]:
-            m = decode_event(raw)
+            m = decodeEvent(raw)
             self.assertFailed(m, "not a JSON object")
             self.assertEqual(m["type"], "contract_event")
 
-    def test_unexpected_error_is_contained(self):
+    def test_unexpectedErrorIsContained(self):
         def explode(*args):
             raise ZeroDivisionError("bug")
 
         self.patch(processor.tokens, "recognise", explode)
-        m = decode_event(transfer(), TESTNET)
+        m = decodeEvent(transfer(), TESTNET)
         self.assertFailed(m, "ZeroDivisionError")
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
-    def test_process_keeps_order_around_bad_events(self):
+    def test_processKeepsOrderAroundBadEvents(self):
         events = [
             transfer(id="a"),
             transfer(id="b", value="garbage"),
@@ -680,7 +710,7 @@ class DecodeErrorTests(SynchronousTestCase):
         self.assertEqual(["decode_error" in m for m in messages], [False, True, True, False])
         self.assertEqual(messages[3]["amount"], "300")
 
-    def test_process_empty(self):
+    def test_processEmpty(self):
         self.assertEqual(GetEventsRPC().process([]), [])
 
 
@@ -691,23 +721,23 @@ class FixtureHelperTests(SynchronousTestCase):
         self.assertTrue(os.path.isfile(path))
         self.assertEqual(os.path.dirname(os.path.dirname(path)), os.path.join(fixtures.REPO_ROOT, "tests", "fixtures"))
 
-    def test_missing_skips(self):
+    def test_missingSkips(self):
         self.patch(os, "environ", {})
         e = self.assertRaises(SkipTest, fixture_path, "rpc", "no-such.json")
         self.assertIn(os.path.join("rpc", "no-such.json"), str(e))
 
-    def test_missing_fails_under_ci(self):
+    def test_missingFailsUnderCi(self):
         self.patch(os, "environ", {"CI": "true"})
         e = self.assertRaises(FailTest, fixture_path, "rpc", "no-such.json")
         self.assertIn("required under CI", str(e))
         self.assertTrue(isinstance(e, AssertionError))
 
-    def test_load_unwraps_envelope(self):
+    def test_loadUnwrapsEnvelope(self):
         result = load_rpc_result("pysdk-2025-empty-page-after-cursor")
         self.assertEqual(result["cursor"], "0000054747948126210-0000000000")
         self.assertEqual(result["events"], [])
 
-    def test_load_bare_result(self):
+    def test_loadBareResult(self):
         result = load_rpc_result("docs-2024-native-xlm-transfer-events-g-to-g.json")
         self.assertEqual(result["cursor"], "0005121482212511744-0000000002")
         self.assertNotIn("jsonrpc", result)
@@ -718,7 +748,7 @@ class IndependentDecodingTests(SynchronousTestCase):
     Cross-check topics of every base64 fixture event against stellar_sdk's own to_native.
     """
 
-    def test_topics_match_to_native(self):
+    def test_topicsMatchToNative(self):
         from stellar_sdk import Address, xdr
 
         for name in EXPECTED:

@@ -11,8 +11,9 @@ import json
 from stellar_sdk import Network, scval
 from twisted.trial.unittest import SynchronousTestCase
 
+from stellarflow import positions
 from stellarflow.events import tokens
-from stellarflow.events.processor import decode_event
+from stellarflow.events.processor import decodeEvent
 from stellarflow.testing.fixtures import load_rpc_result
 
 PUBLIC = Network.PUBLIC_NETWORK_PASSPHRASE
@@ -70,8 +71,8 @@ class DecodeBothMixin:
         """
         Decode the event from base64 and from xdr-json, assert identical messages, return one.
         """
-        fromXdr = decode_event(rawEvent(topics, value, contract, kind=kind), passphrase)
-        fromJson = decode_event(rawEvent(topics, value, contract, "json", kind), passphrase)
+        fromXdr = decodeEvent(rawEvent(topics, value, contract, kind=kind), passphrase)
+        fromJson = decodeEvent(rawEvent(topics, value, contract, "json", kind), passphrase)
         self.assertEqual(fromXdr, fromJson)
         self.assertNotIn("decode_error", fromXdr)
         json.dumps(fromXdr)
@@ -128,13 +129,13 @@ class AssetTests(SynchronousTestCase):
         for bad in ["", "USDC", ":" + USDC_ISSUER, "USDC:", "A:B:C", "Native"]:
             self.assertIsNone(tokens.parseAsset(bad))
 
-    def test_sac_contract_ids(self):
+    def test_sacContractIds(self):
         self.assertEqual(tokens.sacContractId("USDC", USDC_ISSUER, PUBLIC), PUBNET_USDC_SAC)
         self.assertEqual(tokens.sacContractId("XLM", None, PUBLIC), PUBNET_XLM_SAC)
         self.assertEqual(tokens.sacContractId("XLM", None, TESTNET), TESTNET_XLM_SAC)
         self.assertNotEqual(tokens.sacContractId("USDC", USDC_ISSUER, TESTNET), PUBNET_USDC_SAC)
 
-    def test_invalid_asset_has_no_contract(self):
+    def test_invalidAssetHasNoContract(self):
         self.assertIsNone(tokens.sacContractId("TOO-LONG-CODE-X", USDC_ISSUER, PUBLIC))
         self.assertIsNone(tokens.sacContractId("USDC", "GNOTANACCOUNT", PUBLIC))
 
@@ -168,12 +169,12 @@ class SacEventTests(DecodeBothMixin, SynchronousTestCase):
         self.assertEqual(m["topics"], ["transfer", ALICE, BOB, USDC])
         self.assertEqual(m["data"], "3000000000")
 
-    def test_transfer_to_self_lists_account_once(self):
+    def test_transferToSelfListsAccountOnce(self):
         m = self.decode([sym("transfer"), addr(ALICE), addr(ALICE), asset("native")], i128(5))
         self.assertEqual(m["account_ids"], [ALICE])
         self.assertEqual((m["asset_code"], m["asset_issuer"], m["asset_verified"]), ("XLM", None, True))
 
-    def test_transfer_with_muxed_id_map(self):
+    def test_transferWithMuxedIdMap(self):
         for muxed, text in [
             (scval.to_uint64(123456789), "123456789"),
             (scval.to_string("memo text"), "memo text"),
@@ -185,7 +186,7 @@ class SacEventTests(DecodeBothMixin, SynchronousTestCase):
             self.assertEqual((m["event_type"], m["amount"], m["amount_raw"]), ("transfer", "1", "10000000"))
             self.assertEqual(m["to_muxed_id"], text)
 
-    def test_transfer_map_without_muxed_id(self):
+    def test_transferMapWithoutMuxedId(self):
         data = scval.to_map({sym("amount"): i128(7)})
         m = self.decode([sym("transfer"), addr(ALICE), addr(BOB), asset("native")], data)
         self.assertEqual((m["amount"], m["to_muxed_id"]), ("0.0000007", None))
@@ -206,11 +207,11 @@ class SacEventTests(DecodeBothMixin, SynchronousTestCase):
             ),
         )
 
-    def test_mint_before_protocol_23(self):
+    def test_mintBeforeProtocol23(self):
         m = self.decode([sym("mint"), addr(ADMIN), addr(BOB), asset(USDC)], i128(1), PUBNET_USDC_SAC)
         self.assertEqual((m["from"], m["to"], m["account_ids"]), (None, BOB, [ADMIN, BOB]))
 
-    def test_mint_with_muxed_id(self):
+    def test_mintWithMuxedId(self):
         data = scval.to_map({sym("amount"): i128(20), sym("to_muxed_id"): scval.to_uint64(9)})
         m = self.decode([sym("mint"), addr(BOB), asset(USDC)], data, PUBNET_USDC_SAC)
         self.assertEqual((m["to"], m["amount"], m["to_muxed_id"]), (BOB, "0.000002", "9"))
@@ -230,7 +231,7 @@ class SacEventTests(DecodeBothMixin, SynchronousTestCase):
             ),
         )
 
-    def test_clawback_both_shapes(self):
+    def test_clawbackBothShapes(self):
         m = self.decode([sym("clawback"), addr(ALICE), asset(USDC)], i128(3), PUBNET_USDC_SAC)
         self.assertEqual((m["event_type"], m["from"], m["to"], m["account_ids"]), ("clawback", ALICE, None, [ALICE]))
         m = self.decode([sym("clawback"), addr(ADMIN), addr(ALICE), asset(USDC)], i128(3), PUBNET_USDC_SAC)
@@ -254,7 +255,7 @@ class SacEventTests(DecodeBothMixin, SynchronousTestCase):
         )
         self.assertEqual(m["data"], ["500000000", 3800000])
 
-    def test_set_admin(self):
+    def test_setAdmin(self):
         m = self.decode([sym("set_admin"), addr(ADMIN), asset(USDC)], addr(BOB), PUBNET_USDC_SAC)
         self.assertEqual(
             tokenFields(m),
@@ -267,7 +268,7 @@ class SacEventTests(DecodeBothMixin, SynchronousTestCase):
             ),
         )
 
-    def test_set_authorized_both_shapes(self):
+    def test_setAuthorizedBothShapes(self):
         m = self.decode([sym("set_authorized"), addr(ALICE), asset(USDC)], scval.to_bool(False), PUBNET_USDC_SAC)
         self.assertEqual(
             tokenFields(m),
@@ -285,7 +286,7 @@ class SacEventTests(DecodeBothMixin, SynchronousTestCase):
         )
         self.assertEqual((m["event_type"], m["account_ids"]), ("set_authorized", [ADMIN, ALICE]))
 
-    def test_fee_charge_and_refund(self):
+    def test_feeChargeAndRefund(self):
         m = self.decode([sym("fee"), addr(ALICE)], i128(311222))
         self.assertEqual(
             tokenFields(m),
@@ -302,29 +303,29 @@ class SacEventTests(DecodeBothMixin, SynchronousTestCase):
         m = self.decode([sym("fee"), addr(ALICE)], i128(-146922))
         self.assertEqual((m["amount"], m["amount_raw"]), ("-0.0146922", "-146922"))
 
-    def test_fee_from_another_contract_is_not_verified(self):
+    def test_feeFromAnotherContractIsNotVerified(self):
         m = self.decode([sym("fee"), addr(ALICE)], i128(1), OTHER_CONTRACT)
         self.assertEqual((m["event_type"], m["asset_code"], m["asset_verified"]), ("fee", "XLM", False))
 
 
 class VerificationTests(DecodeBothMixin, SynchronousTestCase):
-    def test_look_alike_usdc(self):
+    def test_lookAlikeUsdc(self):
         m = self.decode([sym("transfer"), addr(ALICE), addr(BOB), asset(USDC)], i128(10**9), OTHER_CONTRACT)
         self.assertEqual((m["event_type"], m["asset_code"], m["asset_issuer"]), ("transfer", "USDC", USDC_ISSUER))
         self.assertIs(m["asset_verified"], False)
 
-    def test_real_usdc_on_the_wrong_network(self):
+    def test_realUsdcOnTheWrongNetwork(self):
         m = self.decode(
             [sym("transfer"), addr(ALICE), addr(BOB), asset(USDC)], i128(1), PUBNET_USDC_SAC, passphrase=TESTNET
         )
         self.assertIs(m["asset_verified"], False)
 
-    def test_native_is_verified_per_network(self):
+    def test_nativeIsVerifiedPerNetwork(self):
         topics = [sym("transfer"), addr(ALICE), addr(BOB), asset("native")]
         self.assertIs(self.decode(topics, i128(1), TESTNET_XLM_SAC, TESTNET)["asset_verified"], True)
         self.assertIs(self.decode(topics, i128(1), TESTNET_XLM_SAC, PUBLIC)["asset_verified"], False)
 
-    def test_invalid_asset_code_is_not_verified(self):
+    def test_invalidAssetCodeIsNotVerified(self):
         m = self.decode(
             [sym("transfer"), addr(ALICE), addr(BOB), asset("WAY-TOO-LONG-CODE:" + USDC_ISSUER)],
             i128(1),
@@ -351,7 +352,7 @@ class CustomTokenTests(DecodeBothMixin, SynchronousTestCase):
             ),
         )
 
-    def test_mint_and_burn(self):
+    def test_mintAndBurn(self):
         m = self.decode([sym("mint"), addr(BOB)], i128(30), OTHER_CONTRACT)
         self.assertEqual((m["event_type"], m["to"], m["asset_code"], m["asset_verified"]), ("mint", BOB, None, None))
         m = self.decode([sym("mint"), addr(ADMIN), addr(BOB)], i128(30), OTHER_CONTRACT)
@@ -375,7 +376,7 @@ class NotTokenTests(DecodeBothMixin, SynchronousTestCase):
         self.assertNotIn("event_type", m)
         self.assertNotIn("amount", m)
 
-    def test_wrong_data_types(self):
+    def test_wrongDataTypes(self):
         self.assertNotToken([sym("transfer"), addr(ALICE), addr(BOB), asset("native")], scval.to_uint32(5))
         self.assertNotToken([sym("transfer"), addr(ALICE), addr(BOB), asset("native")], scval.to_int64(5))
         self.assertNotToken([sym("burn"), addr(ALICE), asset("native")], scval.to_map({sym("amount"): i128(1)}))
@@ -385,28 +386,28 @@ class NotTokenTests(DecodeBothMixin, SynchronousTestCase):
             [sym("approve"), addr(ALICE), addr(BOB), asset("native")], scval.to_vec([i128(1)])
         )
 
-    def test_wrong_map_data(self):
+    def test_wrongMapData(self):
         topics = [sym("transfer"), addr(ALICE), addr(BOB), asset("native")]
         self.assertNotToken(topics, scval.to_map({sym("amount"): scval.to_uint64(1)}))
         self.assertNotToken(topics, scval.to_map({sym("amount"): i128(1), sym("memo"): scval.to_uint64(1)}))
         self.assertNotToken(topics, scval.to_map({sym("amount"): i128(1), sym("to_muxed_id"): i128(1)}))
 
-    def test_wrong_topic_types(self):
+    def test_wrongTopicTypes(self):
         self.assertNotToken([scval.to_string("transfer"), addr(ALICE), addr(BOB), asset("native")], i128(1))
         self.assertNotToken([sym("transfer"), scval.to_string(ALICE), addr(BOB), asset("native")], i128(1))
         self.assertNotToken([sym("transfer"), addr(ALICE), addr(BOB), sym("native")], i128(1))
         self.assertNotToken([sym("transfer"), addr(ALICE), addr(BOB), asset("nonsense")], i128(1))
 
-    def test_wrong_topic_counts(self):
+    def test_wrongTopicCounts(self):
         self.assertNotToken([sym("transfer"), addr(ALICE), asset("native")], i128(1))
         self.assertNotToken([sym("transfer"), addr(ALICE), addr(BOB), addr(ADMIN), asset("native")], i128(1))
         self.assertNotToken([sym("fee"), addr(ALICE), asset("native")], i128(1))
         self.assertNotToken([sym("fee")], i128(1))
 
-    def test_other_names(self):
+    def test_otherNames(self):
         self.assertNotToken([sym("trade"), addr(ALICE), addr(BOB), addr(ADMIN)], i128(1))
 
-    def test_diagnostic_events_are_not_token_events(self):
+    def test_diagnosticEventsAreNotTokenEvents(self):
         self.assertNotToken([sym("transfer"), addr(ALICE), addr(BOB), asset("native")], i128(1), "diagnostic")
 
 
@@ -429,7 +430,7 @@ def transactionEvents(name):
                 "ledger": result["ledger"],
                 "ledgerClosedAt": None,
                 "contractId": event["contract_id"],
-                "id": "{:019d}-{:010d}".format(result["ledger"] << 32, i),
+                "id": positions.eventId(result["ledger"], 0, 0, i),
                 "txHash": result["txHash"],
                 "topicJson": body["topics"],
                 "valueJson": body["data"],
@@ -457,8 +458,8 @@ class RecordedTransactionTests(SynchronousTestCase):
 
     def messages(self, name, passphrase):
         events = transactionEvents(name)
-        fromJson = [decode_event(e, passphrase) for e in events]
-        fromXdr = [decode_event(asBase64(e), passphrase) for e in events]
+        fromJson = [decodeEvent(e, passphrase) for e in events]
+        fromXdr = [decodeEvent(asBase64(e), passphrase) for e in events]
         self.assertEqual(fromJson, fromXdr)
         for m in fromJson:
             self.assertNotIn("decode_error", m)
@@ -470,7 +471,7 @@ class RecordedTransactionTests(SynchronousTestCase):
             for m in messages
         ]
 
-    def test_usdc_xlm_swap_pubnet(self):
+    def test_usdcXlmSwapPubnet(self):
         messages = self.messages("lab-gettransaction-json-usdc-xlm-swap-pubnet", PUBLIC)
         user = "GBJXZPTSL4OMWZOELUALE74KQEVBE46M2VTS4JFNOY7YAREXNAVRG7YU"
         router = "CDHN6XUCHU56WGQSCGYRLFBWYL67KFS54RBMMNTJE4VOWZTOGNRPFNJE"
@@ -495,7 +496,7 @@ class RecordedTransactionTests(SynchronousTestCase):
         self.assertEqual(messages[5]["topics"][0], "trade")
         self.assertEqual(messages[5]["data"], ["2775196336", "11079747419", "1387599"])
 
-    def test_usdc_xlm_harvest_pubnet(self):
+    def test_usdcXlmHarvestPubnet(self):
         messages = self.messages("lab-gettransaction-json-usdc-xlm-harvest-pubnet", PUBLIC)
         user = "GDQCVAXKDVCCFKUDHBKH6M555T7NTBNV6KXVCCTB3IAYIPKXW5U3DKTC"
         pair = "CA6PUJLBYKZKUEKLZJMKBZLEKP2OTHANDEOWSFF44FTSYLKQPIICCJBE"
@@ -521,7 +522,7 @@ class RecordedTransactionTests(SynchronousTestCase):
         )
         self.assertEqual(swap["data"][3:], ["8800000000", "1032635025"])
 
-    def test_muxed_custom_token_testnet(self):
+    def test_muxedCustomTokenTestnet(self):
         messages = self.messages("lab-gettransaction-json-muxed-transfer-testnet", TESTNET)
         payer = "GBQXC7ZQHOUAM5JBU5YEC7VE2AT3GUQKK5ACH47HM77CDC7QBU5VZEEV"
         self.assertEqual(
@@ -538,6 +539,6 @@ class RecordedTransactionTests(SynchronousTestCase):
         )
         self.assertEqual(transfer["data"], {"amount": "1000000", "to_muxed_id": "1"})
 
-    def test_testnet_fees_are_not_verified_against_pubnet(self):
+    def test_testnetFeesAreNotVerifiedAgainstPubnet(self):
         messages = self.messages("lab-gettransaction-json-muxed-transfer-testnet", PUBLIC)
         self.assertEqual([m["asset_verified"] for m in messages[:2]], [False, False])

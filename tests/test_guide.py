@@ -103,7 +103,7 @@ class GuidePipelineTests(TestCase):
             network_passphrase=Network.PUBLIC_NETWORK_PASSPHRASE,
         )
         rpcPort = yield serve(0, self.server, reactor=reactor)
-        self.addCleanup(self.server.stop_serving)
+        self.addCleanup(self.server.stopServing)
         _, text = guideBlocks()
         text = text.replace("https://rpc-mainnet.stellar.org", "http://127.0.0.1:{}".format(rpcPort))
         text = text.replace('port: "8080"', 'port: "0"\n          host: "127.0.0.1"')
@@ -140,7 +140,7 @@ class GuidePipelineTests(TestCase):
         """
         out = []
         for ledger in range(2000000, upTo + 1):
-            out.extend(e for e in self.server.events_in_ledger(ledger) if e.contract_id == USDC_SAC)
+            out.extend(e for e in self.server.eventsInLedger(ledger) if e.contract_id == USDC_SAC)
         return out
 
     def storedIds(self):

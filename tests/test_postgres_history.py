@@ -35,7 +35,7 @@ def trafficMessages(ledgers=range(FIRST_LEDGER, FIRST_LEDGER + 40), seed=11):
     The GetEventsRPC messages of the test server's events in C{ledgers}, in id order.
     """
     server = StellarRPCResource(Clock(), seed=seed, events_per_ledger=5, first_ledger=FIRST_LEDGER, history=100)
-    raw = [e.as_dict() for ledger in ledgers for e in server.events_in_ledger(ledger)]
+    raw = [e.asDict() for ledger in ledgers for e in server.eventsInLedger(ledger)]
     return GetEventsRPC("testnet").process(raw)
 
 

@@ -5,18 +5,19 @@ import os
 
 from treq.testing import StubTreq
 from twisted.internet import reactor as globalReactor
-from twisted.internet.defer import CancelledError, fail, inlineCallbacks
+from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from stellarflow.rpc.client import (
+from stellarflow.rpc.client import StellarRPCClient, endpointOf, makeHTTPClient
+from stellarflow.rpc.errors import (
     BadResponse,
-    EventsPage,
     HTTPError,
     InvalidParams,
     InvalidRequest,
@@ -26,12 +27,9 @@ from stellarflow.rpc.client import (
     QueueFull,
     RPCError,
     RPCTimeout,
-    StellarRPCClient,
     TransportError,
-    endpointOf,
-    makeHTTPClient,
-    parseEventsPage,
 )
+from stellarflow.rpc.pages import EventsPage, parseEventsPage
 from stellarflow.testing import fixtures
 from stellarflow.testing.fixtures import fixture_path
 
@@ -385,12 +383,17 @@ class HelperTests(SynchronousTestCase):
         """
         The pool is persistent, with the per-host limit and a short idle timeout.
         """
-        clock = Clock()
-        http, pool = makeHTTPClient(clock, maxPersistentPerHost=3, idleTimeout=40)
+        http, pool = makeHTTPClient(MemoryReactorClock(), maxPersistentPerHost=3, idleTimeout=40)
         self.assertTrue(pool.persistent)
         self.assertEqual(pool.maxPersistentPerHost, 3)
         self.assertEqual(pool.cachedConnectionTimeout, 40)
-        self.assertIs(http._agent._pool, pool)
+        # Requests take their connections from that pool.
+        wanted = []
+        self.patch(pool, "getConnection", lambda key, endpoint: wanted.append(key) or Deferred())
+        d = http.post("http://rpc.test:8000/", data=b"{}")
+        self.assertEqual(wanted, [(b"http", b"rpc.test", 8000)])
+        d.cancel()
+        self.failureResultOf(d, CancelledError)
 
     def test_fromReactor(self):
         clock = Clock()

@@ -17,24 +17,17 @@ from zope.interface.verify import verifyObject
 
 from stellarflow import positions
 from stellarflow.backoff import Backoff
-from stellarflow.interfaces import ICheckpointStore, IComponentFactory, ISource
+from stellarflow.interfaces import ICheckpointStore, IComponentFactory, ISource, IStatsProvider
 from stellarflow.pipeline import ComponentContext, Pipeline
-from stellarflow.rpc.client import InvalidParams, StellarRPCClient
-from stellarflow.rpc.source import (
-    CONFIG_SCHEMA,
-    DEFAULT_RPC_URL,
-    RPCSourceAdapter,
-    inferNetwork,
-    orderEvents,
-)
+from stellarflow.rpc.client import StellarRPCClient
+from stellarflow.rpc.config import CONFIG_SCHEMA, DEFAULT_RPC_URL, inferNetwork
+from stellarflow.rpc.errors import InvalidParams
+from stellarflow.rpc.pages import orderEvents
+from stellarflow.rpc.source import RPCSourceAdapter
 from stellarflow.testing import fixtures
 from stellarflow.testing.fixtures import fixture_path
 from stellarflow.testing.memory import MemoryConsumer
-
-try:
-    from stellarflow.testing.rpcserver import StellarRPCResource, serve
-except ImportError:  # pragma: no cover - the test server is written separately
-    StellarRPCResource = None
+from stellarflow.testing.rpcserver import StellarRPCResource, serve
 
 URL = "http://rpc.test/"
 SECRET = "Bearer top-secret-token-4711"
@@ -43,13 +36,8 @@ TRANSFER = "AAAADwAAAAh0cmFuc2Zlcg=="
 TESTNET = "Test SDF Network ; September 2015"
 
 
-def needServer(case):
-    if StellarRPCResource is None:
-        case.skipTest("stellarflow.testing.rpcserver is not available")
-
-
 def eventId(ledger, tx=1, op=0, index=0):
-    return "%019d-%010d" % ((ledger << 32) | (tx << 12) | op, index)
+    return positions.eventId(ledger, tx, op, index)
 
 
 def ev(ledger, tx=1, op=0, index=0, **extra):
@@ -163,19 +151,20 @@ class BoundedClock(Clock):
     """
 
     maxCalls = 5000
+    ran = 0
 
     def advance(self, amount):
-        self.rightNow += amount
-        self._sortCalls()
-        ran = 0
-        while self.calls and self.calls[0].getTime() <= self.seconds():
-            ran += 1
-            if ran > self.maxCalls:
+        self.ran = 0
+        Clock.advance(self, amount)
+
+    def callLater(self, delay, f, *args, **kw):
+        def counted(*args, **kw):
+            self.ran += 1
+            if self.ran > self.maxCalls:
                 raise AssertionError("more than {} calls in one advance(): a busy loop".format(self.maxCalls))
-            call = self.calls.pop(0)
-            call.called = 1
-            call.func(*call.args, **call.kw)
-            self._sortCalls()
+            return f(*args, **kw)
+
+        return Clock.callLater(self, delay, counted, *args, **kw)
 
 
 class SourceCase(SynchronousTestCase):
@@ -232,7 +221,9 @@ class InterfaceTests(SynchronousTestCase):
     def test_interfaces(self):
         verifyObject(IComponentFactory, RPCSourceAdapter)
         client = StellarRPCClient(StubTreq(Script()), URL, clock=Clock())
-        verifyObject(ISource, RPCSourceAdapter(client, Clock()))
+        source = RPCSourceAdapter(client, Clock())
+        verifyObject(ISource, source)
+        verifyObject(IStatsProvider, source)
 
 
 class HelperTests(SynchronousTestCase):
@@ -1103,7 +1094,6 @@ class TestServerTests(SourceCase):
 
     def setUp(self):
         SourceCase.setUp(self)
-        needServer(self)
 
     def server(self, **kw):
         kw.setdefault("seed", 3)
@@ -1111,7 +1101,7 @@ class TestServerTests(SourceCase):
         return StellarRPCResource(self.clock, **kw)
 
     def expectedIds(self, server, first, last):
-        return [e.id for ledger in range(first, last + 1) for e in server.events_in_ledger(ledger)]
+        return [e.id for ledger in range(first, last + 1) for e in server.eventsInLedger(ledger)]
 
     def test_catchUpDeliversEverythingOnce(self):
         server = self.server(history=200)
@@ -1240,10 +1230,9 @@ class LoopbackTests(TestCase):
 
     @inlineCallbacks
     def test_backfillOverLoopback(self):
-        needServer(self)
         server = StellarRPCResource(globalReactor, seed=5, events_per_ledger=2.0, history=60, ledger_close_time=5.0)
         port = yield serve(0, server, reactor=globalReactor)
-        self.addCleanup(server.stop_serving)
+        self.addCleanup(server.stopServing)
         latest = server.ledgers.latest
         config, problems = CONFIG_SCHEMA.validate(
             {
@@ -1261,7 +1250,7 @@ class LoopbackTests(TestCase):
         collector = Collector()
         yield source.start(collector, None)
         yield source.stop()
-        expected = [e.id for ledger in range(latest - 50, latest - 4) for e in server.events_in_ledger(ledger)]
+        expected = [e.id for ledger in range(latest - 50, latest - 4) for e in server.eventsInLedger(ledger)]
         self.assertEqual(collector.ids, expected)
         events = [r for r in server.requests if r.method == "getEvents"]
         self.assertGreater(len(events), 5)

@@ -1,7 +1,11 @@
 """Tests for stellarflow.testing.rpcserver: the Stellar RPC test server."""
 
 import json
+import os
 import re
+import socket
+import subprocess
+import sys
 
 import treq
 from stellar_sdk import Asset, Network, StrKey, scval, xdr
@@ -15,20 +19,22 @@ from twisted.web.client import HTTPConnectionPool, ResponseNeverReceived
 from twisted.web.resource import IResource
 from zope.interface.verify import verifyObject
 
+from stellarflow import positions
 from stellarflow.testing.faults import Fault, FaultQueue
 from stellarflow.testing.fixtures import fixture_path
-from stellarflow.testing.getevents import format_id, max_cursor, parse_cursor
+from stellarflow.testing.getevents import parseCursor
 from stellarflow.testing.rpcserver import (
     LedgerModel,
     Options,
     RecordedPages,
     StellarRPCResource,
-    resource_from_options,
+    resourceFromOptions,
     serve,
 )
 from stellarflow.testing.traffic import rfc3339
 
 URL = "http://rpc.test/"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 T0 = 1_750_000_000
 ID_RE = re.compile(r"^\d{19}-\d{10}$")
 PUBNET_USDC_SAC = "CCW67TSZV3SSS2HXMBQ5JFGCKJNXKZM7UQUWUZPUTHXSTZLEO7SJMI75"
@@ -37,7 +43,7 @@ TRANSFER = scval.to_symbol("transfer").to_xdr()
 FEE = scval.to_symbol("fee").to_xdr()
 
 
-def make_server(clock=None, **kw):
+def makeServer(clock=None, **kw):
     """A server whose latest ledger is 1100 and oldest 1000, 4 events in every ledger."""
     if clock is None:
         clock = Clock()
@@ -87,80 +93,80 @@ class LedgerModelTests(SynchronousTestCase):
         self.clock = Clock()
         self.clock.advance(T0)
 
-    def test_latest_follows_the_clock(self):
+    def test_latestFollowsTheClock(self):
         model = LedgerModel(self.clock, first_ledger=1000, close_time=5)
         self.assertEqual((model.oldest, model.latest), (1000, 1000))
         self.clock.advance(4.9)
         self.assertEqual(model.latest, 1000)
         self.clock.advance(0.1)
         self.assertEqual(model.latest, 1001)
-        self.assertEqual(model.close_time(1000), T0)
-        self.assertEqual(model.close_time(1001), T0 + 5)
+        self.assertEqual(model.closeTime(1000), T0)
+        self.assertEqual(model.closeTime(1001), T0 + 5)
 
-    def test_fractional_close_time(self):
+    def test_fractionalCloseTime(self):
         model = LedgerModel(self.clock, first_ledger=50, close_time=0.5)
         self.clock.advance(2)
         self.assertEqual(model.latest, 54)
 
-    def test_history_and_retention(self):
+    def test_historyAndRetention(self):
         model = LedgerModel(self.clock, first_ledger=1000, close_time=5, retention=10, history=30)
         self.assertEqual((model.oldest, model.latest), (1021, 1030))
-        self.assertEqual(model.close_time(1030), T0)
-        self.assertEqual(model.close_time(1021), T0 - 45)
+        self.assertEqual(model.closeTime(1030), T0)
+        self.assertEqual(model.closeTime(1021), T0 - 45)
 
-    def test_advance_closes_ledgers_now_without_rewriting_history(self):
+    def test_advanceClosesLedgersNowWithoutRewritingHistory(self):
         model = LedgerModel(self.clock, first_ledger=1000, close_time=5, history=4)
-        before = [model.close_time(n) for n in range(1000, 1005)]
+        before = [model.closeTime(n) for n in range(1000, 1005)]
         self.clock.advance(2)
         model.advance(3)
         self.assertEqual(model.latest, 1007)
-        self.assertEqual([model.close_time(n) for n in range(1000, 1005)], before)
-        times = [model.close_time(n) for n in range(1000, 1008)]
+        self.assertEqual([model.closeTime(n) for n in range(1000, 1005)], before)
+        times = [model.closeTime(n) for n in range(1000, 1008)]
         self.assertEqual(times, sorted(times))
-        self.assertEqual(model.close_time(1007), T0 + 2)
+        self.assertEqual(model.closeTime(1007), T0 + 2)
         self.clock.advance(5)
         self.assertEqual(model.latest, 1008)
-        self.assertEqual(model.close_time(1008), T0 + 7)
+        self.assertEqual(model.closeTime(1008), T0 + 7)
 
-    def test_reset_forgets_history(self):
+    def test_resetForgetsHistory(self):
         model = LedgerModel(self.clock, first_ledger=1000, close_time=5, history=50)
         model.reset(5)
         self.assertEqual((model.oldest, model.latest), (1055, 1055))
         self.clock.advance(10)
         self.assertEqual((model.oldest, model.latest), (1055, 1057))
 
-    def test_rejects_bad_settings(self):
+    def test_rejectsBadSettings(self):
         self.assertRaises(ValueError, LedgerModel, self.clock, close_time=0)
         self.assertRaises(ValueError, LedgerModel, self.clock, retention=0)
 
 
 class CursorTests(SynchronousTestCase):
-    def test_real_ids_round_trip(self):
+    def test_realIdsRoundTrip(self):
         # From the 2026 testnet fixtures: a transfer at tx 5 op 0, a fee event at tx 0.
-        self.assertEqual(parse_cursor("0016010972359577600-0000000001"), (3727845, 5, 0, 1))
-        self.assertEqual(format_id(3727845, 5, 0, 1), "0016010972359577600-0000000001")
-        self.assertEqual(parse_cursor("0016019351840751616-0000000001"), (3729796, 0, 0, 1))
-        self.assertEqual(parse_cursor(format_id(1000, 7, 3, 9)), (1000, 7, 3, 9))
+        self.assertEqual(parseCursor("0016010972359577600-0000000001"), (3727845, 5, 0, 1))
+        self.assertEqual(positions.eventId(3727845, 5, 0, 1), "0016010972359577600-0000000001")
+        self.assertEqual(parseCursor("0016019351840751616-0000000001"), (3729796, 0, 0, 1))
+        self.assertEqual(parseCursor(positions.eventId(1000, 7, 3, 9)), (1000, 7, 3, 9))
 
-    def test_max_cursor(self):
-        self.assertEqual(max_cursor(1000), "0000004299262263295-4294967295")
-        self.assertEqual(parse_cursor(max_cursor(1000)), (1000, 0xFFFFF, 0xFFF, 0xFFFFFFFF))
+    def test_maxCursor(self):
+        self.assertEqual(positions.ledgerEnd(1000), "0000004299262263295-4294967295")
+        self.assertEqual(parseCursor(positions.ledgerEnd(1000)), (1000, 0xFFFFF, 0xFFF, 0xFFFFFFFF))
 
-    def test_bad_cursors(self):
+    def test_badCursors(self):
         for bad in ("", "123", "abc-1", "1-x", "1--1", "1-99999999999", "1-+1"):
-            self.assertRaises(ValueError, parse_cursor, bad)
+            self.assertRaises(ValueError, parseCursor, bad)
 
 
 class GetEventsTests(RPCTestMixin, SynchronousTestCase):
     def setUp(self):
-        self.server = make_server()
+        self.server = makeServer()
         self.rpc = self.stub(self.server)
 
-    def all_events(self, first, last):
-        return [e for n in range(first, last + 1) for e in self.server.events_in_ledger(n)]
+    def allEvents(self, first, last):
+        return [e for n in range(first, last + 1) for e in self.server.eventsInLedger(n)]
 
-    def test_pages_chain_through_every_event_exactly_once(self):
-        expected = [e.id for e in self.all_events(1000, 1100)]
+    def test_pagesChainThroughEveryEventExactlyOnce(self):
+        expected = [e.id for e in self.allEvents(1000, 1100)]
         self.assertEqual(len(expected), 404)
         page = self.result(self.rpc, "getEvents", {"startLedger": 1000, "pagination": {"limit": 7}})
         seen = []
@@ -171,45 +177,45 @@ class GetEventsTests(RPCTestMixin, SynchronousTestCase):
                 self.assertEqual(page["cursor"], ids[-1])
             page = self.result(self.rpc, "getEvents", {"pagination": {"cursor": page["cursor"], "limit": 7}})
         self.assertEqual(seen, expected)
-        self.assertEqual(page["cursor"], max_cursor(1100))
+        self.assertEqual(page["cursor"], positions.ledgerEnd(1100))
 
-    def test_cursor_is_exclusive(self):
-        events = self.all_events(1010, 1011)
+    def test_cursorIsExclusive(self):
+        events = self.allEvents(1010, 1011)
         page = self.result(self.rpc, "getEvents", {"pagination": {"cursor": events[2].id, "limit": 3}})
         self.assertEqual([e["id"] for e in page["events"]], [e.id for e in events[3:6]])
         self.assertEqual(page["cursor"], events[5].id)
 
-    def test_empty_page_still_advances_and_new_ledgers_follow(self):
+    def test_emptyPageStillAdvancesAndNewLedgersFollow(self):
         page = self.result(self.rpc, "getEvents", {"startLedger": 1100, "pagination": {"limit": 50}})
-        self.assertEqual([e["id"] for e in page["events"]], [e.id for e in self.all_events(1100, 1100)])
-        self.assertEqual(page["cursor"], max_cursor(1100))
+        self.assertEqual([e["id"] for e in page["events"]], [e.id for e in self.allEvents(1100, 1100)])
+        self.assertEqual(page["cursor"], positions.ledgerEnd(1100))
         empty = self.result(self.rpc, "getEvents", {"pagination": {"cursor": page["cursor"]}})
         self.assertEqual(empty["events"], [])
-        self.assertEqual(empty["cursor"], max_cursor(1100))
-        self.server.advance_ledgers(2)
+        self.assertEqual(empty["cursor"], positions.ledgerEnd(1100))
+        self.server.advanceLedgers(2)
         more = self.result(self.rpc, "getEvents", {"pagination": {"cursor": empty["cursor"]}})
-        self.assertEqual([e["id"] for e in more["events"]], [e.id for e in self.all_events(1101, 1102)])
-        self.assertEqual(more["cursor"], max_cursor(1102))
+        self.assertEqual([e["id"] for e in more["events"]], [e.id for e in self.allEvents(1101, 1102)])
+        self.assertEqual(more["cursor"], positions.ledgerEnd(1102))
         self.assertEqual(more["latestLedger"], 1102)
 
-    def test_an_empty_window_moves_the_cursor_over_empty_ledgers(self):
-        server = make_server(events_per_ledger=0)
+    def test_anEmptyWindowMovesTheCursorOverEmptyLedgers(self):
+        server = makeServer(events_per_ledger=0)
         page = self.result(self.stub(server), "getEvents", {"startLedger": 1050})
-        self.assertEqual((page["events"], page["cursor"]), ([], max_cursor(1100)))
+        self.assertEqual((page["events"], page["cursor"]), ([], positions.ledgerEnd(1100)))
 
-    def test_end_ledger_is_exclusive(self):
+    def test_endLedgerIsExclusive(self):
         page = self.result(self.rpc, "getEvents", {"startLedger": 1010, "endLedger": 1012})
-        self.assertEqual([e["id"] for e in page["events"]], [e.id for e in self.all_events(1010, 1011)])
-        self.assertEqual(page["cursor"], max_cursor(1011))
+        self.assertEqual([e["id"] for e in page["events"]], [e.id for e in self.allEvents(1010, 1011)])
+        self.assertEqual(page["cursor"], positions.ledgerEnd(1011))
 
-    def test_one_request_scans_at_most_10000_ledgers(self):
-        server = make_server(events_per_ledger=0, retention=20000, history=15000)
+    def test_oneRequestScansAtMost10000Ledgers(self):
+        server = makeServer(events_per_ledger=0, retention=20000, history=15000)
         page = self.result(self.stub(server), "getEvents", {"startLedger": 1000})
         self.assertEqual(page["events"], [])
-        self.assertEqual(page["cursor"], max_cursor(10999))
+        self.assertEqual(page["cursor"], positions.ledgerEnd(10999))
         self.assertEqual((page["oldestLedger"], page["latestLedger"]), (1000, 16000))
 
-    def test_response_fields(self):
+    def test_responseFields(self):
         page = self.result(self.rpc, "getEvents", {"startLedger": 1040, "pagination": {"limit": 20}})
         self.assertEqual(list(page), ["events", "cursor", "latestLedger", "oldestLedger",
                                       "latestLedgerCloseTime", "oldestLedgerCloseTime"])
@@ -221,10 +227,10 @@ class GetEventsTests(RPCTestMixin, SynchronousTestCase):
         self.assertEqual(len(set(ids)), 20)
         for event in page["events"]:
             self.assertRegex(event["id"], ID_RE)
-            toid = int(event["id"].split("-")[0])
-            self.assertEqual(toid >> 32, event["ledger"])
-            self.assertEqual((toid >> 12) & 0xFFFFF, event["transactionIndex"])
-            self.assertEqual(toid & 0xFFF, event["operationIndex"])
+            toid, _ = positions.split(event["id"])
+            self.assertEqual(
+                toid, positions.toid(event["ledger"], event["transactionIndex"], event["operationIndex"])
+            )
             self.assertEqual(event["ledgerClosedAt"], rfc3339(T0 - (1100 - event["ledger"]) * 5))
             self.assertRegex(event["txHash"], "^[0-9a-f]{64}$")
             self.assertIn(event["type"], ("contract", "system"))
@@ -235,12 +241,12 @@ class GetEventsTests(RPCTestMixin, SynchronousTestCase):
             if event["transactionIndex"] == 0:
                 self.assertEqual(event["topic"][0], FEE)
 
-    def test_start_ledger_outside_retention(self):
+    def test_startLedgerOutsideRetention(self):
         message = "startLedger must be within the ledger range: 1000 - 1100"
         self.assertEqual(self.error(self.rpc, "getEvents", {"startLedger": 999}), (-32600, message))
         self.assertEqual(self.error(self.rpc, "getEvents", {"startLedger": 1101}), (-32600, message))
 
-    def test_cursor_older_than_retention(self):
+    def test_cursorOlderThanRetention(self):
         page = self.result(self.rpc, "getEvents", {"startLedger": 1000, "pagination": {"limit": 1}})
         self.server.clock.advance(5 * 150)
         self.assertEqual(
@@ -248,12 +254,12 @@ class GetEventsTests(RPCTestMixin, SynchronousTestCase):
             (-32600, "startLedger must be within the ledger range: 1051 - 1250"),
         )
 
-    def test_invalid_params(self):
+    def test_invalidParams(self):
         usdc = self.server.traffic.assets[1].contract_id
         cases = [
-            ({"startLedger": 1000, "pagination": {"cursor": max_cursor(1000)}},
+            ({"startLedger": 1000, "pagination": {"cursor": positions.ledgerEnd(1000)}},
              "ledger ranges and cursor cannot both be set"),
-            ({"endLedger": 1050, "pagination": {"cursor": max_cursor(1000)}},
+            ({"endLedger": 1050, "pagination": {"cursor": positions.ledgerEnd(1000)}},
              "ledger ranges and cursor cannot both be set"),
             ({}, "startLedger must be positive"),
             ({"startLedger": 1000, "pagination": {"limit": 10001}}, "limit must not exceed 10000"),
@@ -279,7 +285,7 @@ class GetEventsTests(RPCTestMixin, SynchronousTestCase):
         for params, message in cases:
             self.assertEqual(self.error(self.rpc, "getEvents", params), (-32602, message), params)
 
-    def test_undecodable_params(self):
+    def test_undecodableParams(self):
         for params in ([1000], {"startLedger": "1000"}, {"startLedger": -1},
                        {"pagination": {"cursor": "not-a-cursor"}},
                        {"startLedger": 1000, "filters": [{"topics": [["AAAA!"]]}]},
@@ -289,12 +295,12 @@ class GetEventsTests(RPCTestMixin, SynchronousTestCase):
             self.assertEqual(code, -32602, params)
             self.assertTrue(message.startswith("invalid parameters: "), message)
 
-    def test_four_segments_and_a_trailing_double_star_are_allowed(self):
+    def test_fourSegmentsAndATrailingDoubleStarAreAllowed(self):
         page = self.result(self.rpc, "getEvents", {
             "startLedger": 1000, "filters": [{"topics": [[TRANSFER, "*", "*", "*", "**"]]}]})
         self.assertTrue(page["events"])
 
-    def test_json_and_base64_formats_decode_to_the_same_scvals(self):
+    def test_jsonAndBase64FormatsDecodeToTheSameScvals(self):
         params = {"startLedger": 1000, "pagination": {"limit": 200}}
         b64 = self.result(self.rpc, "getEvents", params)
         js = self.result(self.rpc, "getEvents", dict(params, xdrFormat="json"))
@@ -313,15 +319,15 @@ class GetEventsTests(RPCTestMixin, SynchronousTestCase):
         # Values cover i128, maps (muxed transfers), vecs, bools, u32, addresses, void.
         self.assertGreaterEqual(len(kinds), 5)
 
-    def test_same_seed_same_events(self):
+    def test_sameSeedSameEvents(self):
         params = envelope("getEvents", {"startLedger": 1000, "pagination": {"limit": 300}})
-        bodies = [self.post(self.stub(make_server(seed=s)), params)[1] for s in (7, 7, 8)]
+        bodies = [self.post(self.stub(makeServer(seed=s)), params)[1] for s in (7, 7, 8)]
         self.assertEqual(bodies[0], bodies[1])
         self.assertNotEqual(bodies[0], bodies[2])
         self.assertEqual(len(json.loads(bodies[0])["result"]["events"]), 300)
 
-    def test_token_events_come_from_the_real_sac(self):
-        server = make_server(network_passphrase=Network.PUBLIC_NETWORK_PASSPHRASE)
+    def test_tokenEventsComeFromTheRealSac(self):
+        server = makeServer(network_passphrase=Network.PUBLIC_NETWORK_PASSPHRASE)
         page = self.result(self.stub(server), "getEvents", {"startLedger": 1000, "pagination": {"limit": 400}})
         by_asset = {"native": PUBNET_NATIVE_SAC,
                     "USDC:GA5ZSEJYB37JRC5AVCIA5MOP4RHTM335X2KGX3IHOJAPP5RE34K4KZVN": PUBNET_USDC_SAC}
@@ -343,22 +349,22 @@ class GetEventsTests(RPCTestMixin, SynchronousTestCase):
         self.assertTrue({"transfer", "mint", "burn", "approve"} <= set(names), names)
         self.assertGreater(lookalikes, 0)
 
-    def test_filter_by_contract_ids(self):
+    def test_filterByContractIds(self):
         native = self.server.traffic.native.contract_id
         counter = self.server.traffic.contracts["counter"]
         page = self.result(self.rpc, "getEvents", {
             "startLedger": 1000, "filters": [{"contractIds": [native, counter]}], "pagination": {"limit": 1000}})
-        expected = [e.id for e in self.all_events(1000, 1100) if e.contract_id in (native, counter)]
+        expected = [e.id for e in self.allEvents(1000, 1100) if e.contract_id in (native, counter)]
         self.assertEqual([e["id"] for e in page["events"]], expected)
         self.assertTrue(expected)
 
-    def test_filter_by_topics(self):
+    def test_filterByTopics(self):
         def ids(topics):
             page = self.result(self.rpc, "getEvents", {
                 "startLedger": 1000, "filters": [{"topics": topics}], "pagination": {"limit": 1000}})
             return [e["id"] for e in page["events"]]
 
-        events = self.all_events(1000, 1100)
+        events = self.allEvents(1000, 1100)
         transfers = [e.id for e in events if e.topic[0] == TRANSFER]
         fees = [e.id for e in events if e.topic[0] == FEE]
         self.assertTrue(transfers and fees)
@@ -370,8 +376,8 @@ class GetEventsTests(RPCTestMixin, SynchronousTestCase):
         self.assertEqual(ids([[FEE, account]]), [e.id for e in events if e.topic[:2] == (FEE, account)])
         self.assertEqual(len(ids([["**"]])), len(events))
 
-    def test_filter_by_type_and_filters_are_ored(self):
-        events = self.all_events(1000, 1100)
+    def test_filterByTypeAndFiltersAreOred(self):
+        events = self.allEvents(1000, 1100)
         system = [e.id for e in events if e.type == "system"]
         self.assertTrue(system)
         page = self.result(self.rpc, "getEvents", {
@@ -384,24 +390,24 @@ class GetEventsTests(RPCTestMixin, SynchronousTestCase):
         self.assertEqual([e["id"] for e in page["events"]],
                          [e.id for e in events if e.type == "system" or e.contract_id == native])
 
-    def test_filtered_full_page_cursor_is_the_last_match(self):
+    def test_filteredFullPageCursorIsTheLastMatch(self):
         native = self.server.traffic.native.contract_id
         page = self.result(self.rpc, "getEvents", {
             "startLedger": 1000, "filters": [{"contractIds": [native]}], "pagination": {"limit": 3}})
         self.assertEqual(len(page["events"]), 3)
         self.assertEqual(page["cursor"], page["events"][-1]["id"])
 
-    def test_is_a_web_resource(self):
+    def test_isAWebResource(self):
         self.assertTrue(verifyObject(IResource, self.server))
 
-    def test_in_successful_contract_call_can_be_left_out(self):
-        server = make_server(include_successful=False)
+    def test_inSuccessfulContractCallCanBeLeftOut(self):
+        server = makeServer(include_successful=False)
         page = self.result(self.stub(server), "getEvents", {"startLedger": 1000})
         self.assertTrue(page["events"])
         for event in page["events"]:
             self.assertNotIn("inSuccessfulContractCall", event)
 
-    def test_latest_ledger_and_health(self):
+    def test_latestLedgerAndHealth(self):
         latest = self.result(self.rpc, "getLatestLedger")
         self.assertEqual(latest["sequence"], 1100)
         self.assertEqual(latest["closeTime"], str(T0))
@@ -411,7 +417,7 @@ class GetEventsTests(RPCTestMixin, SynchronousTestCase):
         self.assertEqual(health, {"status": "healthy", "latestLedger": 1100, "latestLedgerCloseTime": T0,
                                   "oldestLedger": 1000, "ledgerRetentionWindow": 200})
 
-    def test_protocol_errors(self):
+    def test_protocolErrors(self):
         self.assertEqual(self.error(self.rpc, "getTransactions", {}), (-32601, 'no such method "getTransactions"'))
         code, body = self.post(self.rpc, b'{"jsonrpc": "2.0", "method": ')
         self.assertEqual((code, json.loads(body)["error"]["code"]), (200, -32700))
@@ -423,15 +429,15 @@ class GetEventsTests(RPCTestMixin, SynchronousTestCase):
         self.assertEqual([r["id"] for r in replies], [1, 2])
         self.assertEqual((replies[0]["result"]["status"], replies[1]["error"]["code"]), ("healthy", -32601))
 
-    def test_requests_are_recorded(self):
+    def test_requestsAreRecorded(self):
         self.result(self.rpc, "getEvents", {"startLedger": 1000}, headers={"Authorization": "Bearer s3cret"})
-        self.result(self.rpc, "getEvents", {"pagination": {"cursor": max_cursor(1000)}})
+        self.result(self.rpc, "getEvents", {"pagination": {"cursor": positions.ledgerEnd(1000)}})
         self.post(self.rpc, b"garbage")
         first, second, third = self.server.requests
         self.assertEqual((first.method, first.params), ("getEvents", {"startLedger": 1000}))
         self.assertEqual(first.headers["authorization"], "Bearer s3cret")
         self.assertNotIn("authorization", second.headers)
-        self.assertEqual(second.params, {"pagination": {"cursor": max_cursor(1000)}})
+        self.assertEqual(second.params, {"pagination": {"cursor": positions.ledgerEnd(1000)}})
         self.assertEqual((third.method, third.body), (None, b"garbage"))
         self.assertEqual(first.received_at, T0)
         self.assertEqual(self.server.max_in_flight, 1)
@@ -450,10 +456,10 @@ class RecordedPagesTests(RPCTestMixin, SynchronousTestCase):
             with open(path) as f:
                 page = json.load(f)
             self.pages.append(page.get("result", page))
-        self.server = make_server(recorded=RecordedPages.from_files(self.paths))
+        self.server = makeServer(recorded=RecordedPages.fromFiles(self.paths))
         self.rpc = self.stub(self.server)
 
-    def test_pages_are_served_in_order_then_empty(self):
+    def test_pagesAreServedInOrderThenEmpty(self):
         self.assertEqual(self.result(self.rpc, "getLatestLedger")["sequence"], self.pages[0]["latestLedger"])
         served = [self.result(self.rpc, "getEvents", {"startLedger": 1}) for _ in self.pages]
         self.assertEqual(served, self.pages)
@@ -464,12 +470,12 @@ class RecordedPagesTests(RPCTestMixin, SynchronousTestCase):
         health = self.result(self.rpc, "getHealth")
         self.assertEqual((health["latestLedger"], health["oldestLedger"]), (last["latestLedger"], last["oldestLedger"]))
 
-    def test_invalid_requests_are_still_rejected_without_using_a_page(self):
+    def test_invalidRequestsAreStillRejectedWithoutUsingAPage(self):
         self.assertEqual(self.error(self.rpc, "getEvents", {"startLedger": 0})[0], -32602)
         self.assertEqual(self.result(self.rpc, "getEvents", {"startLedger": 5}), self.pages[0])
 
-    def test_a_recorded_error_is_answered(self):
-        server = make_server(recorded=RecordedPages([
+    def test_aRecordedErrorIsAnswered(self):
+        server = makeServer(recorded=RecordedPages([
             {"jsonrpc": "2.0", "id": 1, "error": {"code": -32001, "message": "request exceeded processing limit threshold"}},
             self.pages[0]]))
         rpc = self.stub(server)
@@ -480,23 +486,23 @@ class RecordedPagesTests(RPCTestMixin, SynchronousTestCase):
 
 class FaultTests(RPCTestMixin, SynchronousTestCase):
     def setUp(self):
-        self.server = make_server()
+        self.server = makeServer()
         self.rpc = self.stub(self.server)
 
-    def test_http_status_with_empty_body(self):
+    def test_httpStatusWithEmptyBody(self):
         for status in (500, 503, 504):
             self.server.inject("http_status", status=status)
             code, body = self.post(self.rpc, envelope("getEvents", {"startLedger": 1000}))
             self.assertEqual((code, body), (status, b""))
         self.assertEqual(self.result(self.rpc, "getHealth")["status"], "healthy")
 
-    def test_garbage_body(self):
+    def test_garbageBody(self):
         self.server.inject("garbage")
         code, body = self.post(self.rpc, envelope("getEvents", {"startLedger": 1000}))
         self.assertEqual(code, 200)
         self.assertRaises(ValueError, json.loads, body)
 
-    def test_rpc_errors_with_real_messages(self):
+    def test_rpcErrorsWithRealMessages(self):
         self.server.inject("rpc_error", code=-32001)
         self.server.inject("rpc_error", code=-32098)
         self.server.inject("rpc_error", code=-32600)
@@ -511,7 +517,7 @@ class FaultTests(RPCTestMixin, SynchronousTestCase):
         self.assertEqual(len(self.server.faults), 0)
         self.assertEqual([f.code for f in self.server.faults.fired], [-32001, -32098, -32600, -32603])
 
-    def test_delay_on_the_injected_clock(self):
+    def test_delayOnTheInjectedClock(self):
         self.server.inject("delay", seconds=30)
         d = self.rpc.post(URL, data=envelope("getEvents", {"startLedger": 1000}))
         self.assertNoResult(d)
@@ -526,7 +532,7 @@ class FaultTests(RPCTestMixin, SynchronousTestCase):
         self.assertEqual(reply["result"]["events"][0]["ledger"], 1000)
         self.assertEqual(self.server.in_flight, 0)
 
-    def test_concurrent_requests_are_visible(self):
+    def test_concurrentRequestsAreVisible(self):
         self.server.inject("delay", seconds=1, count=2)
         first = self.rpc.post(URL, data=envelope("getHealth"))
         second = self.rpc.post(URL, data=envelope("getHealth"))
@@ -537,28 +543,28 @@ class FaultTests(RPCTestMixin, SynchronousTestCase):
         self.assertEqual(self.successResultOf(first).code, 200)
         self.assertEqual(self.successResultOf(second).code, 200)
 
-    def test_disconnect_answers_nothing(self):
+    def test_disconnectAnswersNothing(self):
         self.server.inject("disconnect")
         d = self.rpc.post(URL, data=envelope("getEvents", {"startLedger": 1000}))
         self.rpc.flush()
         self.failureResultOf(d)
         self.assertEqual(self.result(self.rpc, "getHealth")["status"], "healthy")
 
-    def test_node_reset_puts_the_cursor_out_of_range(self):
+    def test_nodeResetPutsTheCursorOutOfRange(self):
         page = self.result(self.rpc, "getEvents", {"startLedger": 1100})
         self.server.inject("node_reset", ledgers=3)
         self.assertEqual(self.error(self.rpc, "getEvents", {"pagination": {"cursor": page["cursor"]}}),
                          (-32600, "startLedger must be within the ledger range: 1103 - 1103"))
         self.assertEqual(self.result(self.rpc, "getEvents", {"startLedger": 1103})["oldestLedger"], 1103)
 
-    def test_faults_target_a_method_and_a_count(self):
+    def test_faultsTargetAMethodAndACount(self):
         self.server.inject("http_status", status=503, count=2, method="getEvents")
         self.assertEqual(self.result(self.rpc, "getHealth")["status"], "healthy")
         for _ in range(2):
             self.assertEqual(self.post(self.rpc, envelope("getEvents", {"startLedger": 1000}))[0], 503)
         self.assertEqual(self.post(self.rpc, envelope("getEvents", {"startLedger": 1000}))[0], 200)
 
-    def test_fault_validation(self):
+    def test_faultValidation(self):
         self.assertRaises(ValueError, Fault, "explode")
         self.assertRaises(ValueError, Fault, "delay")
         self.assertRaises(ValueError, Fault, "rpc_error")
@@ -571,22 +577,48 @@ class FaultTests(RPCTestMixin, SynchronousTestCase):
 
 
 class OptionsTests(SynchronousTestCase):
-    def test_defaults_and_values(self):
+    def test_defaultsAndValues(self):
         options = Options()
         options.parseOptions(["--port", "0", "--rate", "0.5", "--seed", "9", "--network", "pubnet",
                               "--asset", "native", "--retention", "50", "--history", "10"])
-        server = resource_from_options(options, Clock())
+        server = resourceFromOptions(options, Clock())
         self.assertEqual(server.network_passphrase, Network.PUBLIC_NETWORK_PASSPHRASE)
         self.assertEqual([a.contract_id for a in server.traffic.assets], [PUBNET_NATIVE_SAC])
         self.assertEqual((server.ledgers.oldest, server.ledgers.latest), (1000, 1010))
         self.assertEqual(server.traffic.events_per_ledger, 0.5)
 
-    def test_bad_values_are_named(self):
+    def test_badValuesAreNamed(self):
         from twisted.python.usage import UsageError
         for argv, word in ((["--rate", "-1"], "--rate"), (["--asset", "USDC"], "'USDC'"),
                            (["--accounts", "CAS3"], "'CAS3'"), (["--ledger-close-time", "0"], "--ledger-close-time")):
             e = self.assertRaises(UsageError, Options().parseOptions, argv)
             self.assertIn(word, str(e))
+
+
+class CommandLineTests(SynchronousTestCase):
+    """
+    C{python -m stellarflow.testing.rpcserver}, as a process.
+    """
+
+    def runServer(self, *args):
+        env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        return subprocess.run([sys.executable, "-m", "stellarflow.testing.rpcserver", *args],
+                              capture_output=True, timeout=60, env=env)
+
+    def test_exitsWhenItCannotListen(self):
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = self.runServer("--port", str(port))
+        self.assertEqual(result.returncode, 1, result)
+        self.assertIn("could not start: Couldn't listen on 127.0.0.1:%d" % (port,), result.stdout.decode())
+
+    def test_badOptions(self):
+        result = self.runServer("--rate", "-1")
+        self.assertEqual(result.returncode, 2, result)
+        self.assertIn("--rate must be >= 0", result.stderr.decode())
 
 
 class LoopbackTests(TestCase):
@@ -598,9 +630,9 @@ class LoopbackTests(TestCase):
     def setUp(self):
         self.clock = Clock()
         self.clock.advance(T0)
-        self.server = make_server(self.clock)
+        self.server = makeServer(self.clock)
         self.port = yield serve(0, self.server, reactor)
-        self.addCleanup(self.server.stop_serving)
+        self.addCleanup(self.server.stopServing)
         self.url = "http://127.0.0.1:%d/" % (self.port,)
 
     def post(self, data, headers=None):
@@ -617,15 +649,15 @@ class LoopbackTests(TestCase):
         return json.loads(body)
 
     @inlineCallbacks
-    def test_get_events_over_tcp(self):
+    def test_getEventsOverTcp(self):
         reply = yield self.call("getEvents", {"startLedger": 1000, "pagination": {"limit": 5}},
                                 headers={"Authorization": "Bearer t0ken"})
         self.assertEqual([e["id"] for e in reply["result"]["events"]],
-                         [e.id for e in self.server.events_in_ledger(1000) + self.server.events_in_ledger(1001)][:5])
+                         [e.id for e in self.server.eventsInLedger(1000) + self.server.eventsInLedger(1001)][:5])
         self.assertEqual(self.server.requests[-1].headers["authorization"], "Bearer t0ken")
 
     @inlineCallbacks
-    def test_http_faults_over_tcp(self):
+    def test_httpFaultsOverTcp(self):
         self.server.inject("http_status", status=504)
         self.server.inject("garbage")
         response = yield self.post(envelope("getHealth"))
@@ -637,19 +669,19 @@ class LoopbackTests(TestCase):
         self.assertEqual(reply["result"]["status"], "healthy")
 
     @inlineCallbacks
-    def test_refuse_then_accept(self):
+    def test_refuseThenAccept(self):
         self.server.inject("refuse")
         yield self.assertFailure(self.post(envelope("getHealth")), ResponseNeverReceived)
         yield self.assertFailure(self.post(envelope("getHealth")), ConnectError)
-        yield self.server.accept_connections()
+        yield self.server.acceptConnections()
         reply = yield self.call("getHealth")
         self.assertEqual(reply["result"]["latestLedger"], 1100)
 
     @inlineCallbacks
-    def test_refuse_for_some_seconds(self):
-        self.server.refuse_connections(seconds=5)
+    def test_refuseForSomeSeconds(self):
+        self.server.refuseConnections(seconds=5)
         yield self.assertFailure(self.post(envelope("getHealth")), ConnectError)
         self.clock.advance(5)
-        yield self.server.accept_connections()
+        yield self.server.acceptConnections()
         reply = yield self.call("getHealth")
         self.assertEqual(reply["result"]["latestLedger"], 1101)

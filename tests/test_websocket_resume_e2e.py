@@ -18,9 +18,8 @@ from twisted.trial.unittest import TestCase
 
 from stellarflow.config import parse
 from stellarflow.daemon import Daemon
-from stellarflow.positions import after, ledgerOf
+from stellarflow.positions import after, ledgerEnd, ledgerOf
 from stellarflow.postgres.testing import TemporarySchema, sleep, testDSN
-from stellarflow.testing import getevents
 from stellarflow.testing.rpcserver import StellarRPCResource, serve
 from stellarflow.websocket.filters import event_keys, matches, parse_filters
 from tests.test_websocket_e2e import Client, cancelAutobahnTimers, until
@@ -85,8 +84,8 @@ class ResumeE2EMixin:
             task.Clock(), seed=5, events_per_ledger=eventsPerLedger, first_ledger=FIRST_LEDGER, history=20
         )
         self.rpcPort = yield serve(0, self.rpc, reactor=reactor)
-        self.addCleanup(self.rpc.stop_serving)
-        self.ledgers = task.LoopingCall(self.rpc.advance_ledgers, ledgersPerTick)
+        self.addCleanup(self.rpc.stopServing)
+        self.ledgers = task.LoopingCall(self.rpc.advanceLedgers, ledgersPerTick)
         self.ledgers.start(interval, now=False)
         self.addCleanup(self.stopLedgers)
 
@@ -152,7 +151,7 @@ class ResumeE2EMixin:
         runs, then until each client has received everything sent to it.
         """
         self.stopLedgers()
-        end = getevents.max_cursor(self.rpc.ledgers.latest)
+        end = ledgerEnd(self.rpc.ledgers.latest)
         yield until(
             lambda: (self.broadcaster.position or "") >= end and not self.broadcaster.replayer.replaying, TIMEOUT
         )
@@ -269,7 +268,7 @@ class ResumeFromMemoryTests(ResumeE2EMixin, TestCase):
 
         self.ws.consume = stampedConsume
         yield until(lambda: self.broadcaster.position is not None, TIMEOUT)  # the source runs
-        self.rpc.advance_ledgers(120)
+        self.rpc.advanceLedgers(120)
         yield until(lambda: len(self.broadcaster.history) >= 2800, TIMEOUT)
         oldest = self.broadcaster.history.at(self.broadcaster.history.first).id
         lives = []

@@ -24,7 +24,7 @@ import reprlib
 
 from stellar_sdk import StrKey
 from stellar_sdk.xdr import SCErrorCode, SCVal
-from stellar_sdk.xdr.base import String as _XdrString
+from stellar_sdk.xdr import String as XdrString
 
 _KINDS = (
     "bool",
@@ -237,7 +237,7 @@ def _unescape(text):
     # SEP-51 "escaped ASCII": printable ASCII is literal, everything else is \xNN and friends.
     if "\\" not in text:
         return text
-    return _text(_XdrString.from_json_dict(text))
+    return _text(XdrString.from_json_dict(text))
 
 
 def _int(text):

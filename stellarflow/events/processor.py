@@ -1,8 +1,9 @@
 """
 The GetEventsRPC processor: raw getEvents event objects -> event messages.
 
-One message per event, in order, each a plain JSON-serialisable dict (the format is described
-in ``.helpers/MESSAGE.md``; token fields come from L{stellarflow.events.tokens}).  Every event
+One message per event, in order, each a plain JSON-serialisable dict whose field names and order
+are those of L{stellarflow.message} (``docs/websocket.md`` describes each; token fields come from
+L{stellarflow.events.tokens}).  Every event
 shape RPC servers have sent is accepted: ``ledger`` as int or string, ``value`` as base64 or the
 legacy ``{"xdr": ...}``, ``topic`` absent for zero topics, optional ``pagingToken``,
 ``txHash``, ``operationIndex``, ``transactionIndex``, ``inSuccessfulContractCall``, and
@@ -24,11 +25,31 @@ from stellarflow.events.decode import (
     parseXdr,
 )
 from stellarflow.interfaces import IComponentFactory, IProcessor
+from stellarflow.message import CONTRACT_EVENT, DECODE_ERROR, ENVELOPE_FIELDS, RAW_JSON_FIELDS, RAW_XDR_FIELDS
 from stellarflow.schema import Field, Schema, String
 
 log = Logger()
 
 _TOKEN_NAMES = tokens.EVENT_TYPES
+
+# The names of ENVELOPE_FIELDS (stellarflow.message defines them and their order; a message
+# starts as a copy of _EMPTY, so its keys are always in that order).
+(
+    _TYPE,
+    _ID,
+    _LEDGER,
+    _LEDGER_CLOSED_AT,
+    _TRANSACTION_HASH,
+    _CONTRACT_ID,
+    _OPERATION_INDEX,
+    _TRANSACTION_INDEX,
+    _IN_SUCCESSFUL_CONTRACT_CALL,
+    _EVENT_KIND,
+    _TOPICS,
+    _DATA,
+) = ENVELOPE_FIELDS
+_EMPTY = dict.fromkeys(ENVELOPE_FIELDS)
+_EMPTY[_TYPE] = CONTRACT_EVENT
 
 
 def _optionalInt(raw, key):
@@ -58,41 +79,32 @@ def _optionalStr(raw, key):
     raise DecodeError("invalid {} {!r}".format(key, value))
 
 
+def _empty():
+    """
+    An envelope without values (for an event whose own fields are unusable): every field of
+    L{ENVELOPE_FIELDS}, in its order.
+    """
+    message = _EMPTY.copy()
+    message[_TOPICS] = []
+    return message
+
+
 def _envelope(raw):
     """
     The event's identifying fields as message keys (raise L{DecodeError} for wrong types).
     """
-    return {
-        "type": "contract_event",
-        "id": _optionalStr(raw, "id") or _optionalStr(raw, "pagingToken"),
-        "ledger": _optionalInt(raw, "ledger"),
-        "ledger_closed_at": _optionalStr(raw, "ledgerClosedAt"),
-        "transaction_hash": _optionalStr(raw, "txHash"),
-        "contract_id": _optionalStr(raw, "contractId"),
-        "operation_index": _optionalInt(raw, "operationIndex"),
-        "transaction_index": _optionalInt(raw, "transactionIndex"),
-        "in_successful_contract_call": _optionalBool(raw, "inSuccessfulContractCall"),
-        "event_kind": _optionalStr(raw, "type"),
-        "topics": [],
-        "data": None,
-    }
-
-
-def _empty():
-    return {
-        "type": "contract_event",
-        "id": None,
-        "ledger": None,
-        "ledger_closed_at": None,
-        "transaction_hash": None,
-        "contract_id": None,
-        "operation_index": None,
-        "transaction_index": None,
-        "in_successful_contract_call": None,
-        "event_kind": None,
-        "topics": [],
-        "data": None,
-    }
+    message = _EMPTY.copy()
+    message[_ID] = _optionalStr(raw, "id") or _optionalStr(raw, "pagingToken")
+    message[_LEDGER] = _optionalInt(raw, "ledger")
+    message[_LEDGER_CLOSED_AT] = _optionalStr(raw, "ledgerClosedAt")
+    message[_TRANSACTION_HASH] = _optionalStr(raw, "txHash")
+    message[_CONTRACT_ID] = _optionalStr(raw, "contractId")
+    message[_OPERATION_INDEX] = _optionalInt(raw, "operationIndex")
+    message[_TRANSACTION_INDEX] = _optionalInt(raw, "transactionIndex")
+    message[_IN_SUCCESSFUL_CONTRACT_CALL] = _optionalBool(raw, "inSuccessfulContractCall")
+    message[_EVENT_KIND] = _optionalStr(raw, "type")
+    message[_TOPICS] = []
+    return message
 
 
 def _rawParts(raw):
@@ -131,24 +143,24 @@ def _decodeBody(message, isJson, rawTopics, rawValue, passphrase):
             dataKind, data = decodeScVal(parsed)
     except DecodeError as e:
         raise DecodeError("value: {}".format(e)) from None
-    message["topics"] = topics
-    message["data"] = data
+    message[_TOPICS] = topics
+    message[_DATA] = data
 
     if (
         len(topics) > 1
         and kinds[0] == "symbol"
         and topics[0] in _TOKEN_NAMES
-        and message["event_kind"] != "diagnostic"
+        and message[_EVENT_KIND] != "diagnostic"
     ):
         children = (childKindsJson if isJson else childKindsXdr)(parsed, data)
         token = tokens.recognise(
-            message["contract_id"], kinds, topics, dataKind, data, children, passphrase
+            message[_CONTRACT_ID], kinds, topics, dataKind, data, children, passphrase
         )
         if token is not None:
             message.update(token)
 
 
-def decode_event(raw, passphrase=network.DEFAULT):
+def decodeEvent(raw, passphrase=network.DEFAULT):
     """
     Turn one raw getEvents event object into an event message; never raises.
 
@@ -160,15 +172,14 @@ def decode_event(raw, passphrase=network.DEFAULT):
     """
     if not isinstance(raw, dict):
         message = _empty()
-        message["decode_error"] = "event is not a JSON object: {}".format(type(raw).__name__)
-        message["topics_xdr"] = []
-        message["data_xdr"] = None
+        message[DECODE_ERROR] = "event is not a JSON object: {}".format(type(raw).__name__)
+        message.update(zip(RAW_XDR_FIELDS, ([], None)))
         return message
     try:
         message = _envelope(raw)
     except DecodeError as e:
         message = _empty()
-        message["id"] = raw.get("id") if isinstance(raw.get("id"), str) else None
+        message[_ID] = raw.get("id") if isinstance(raw.get("id"), str) else None
         return _failed(message, raw, str(e))
     try:
         isJson, rawTopics, rawValue = _rawParts(raw)
@@ -176,22 +187,17 @@ def decode_event(raw, passphrase=network.DEFAULT):
     except DecodeError as e:
         return _failed(message, raw, str(e))
     except Exception as e:  # a bug, but one event must not stop the pipeline
-        log.failure("Unexpected error decoding event {id}", id=message["id"])
+        log.failure("Unexpected error decoding event {id}", id=message[_ID])
         return _failed(message, raw, "unexpected error: {!r}".format(e))
     return message
 
 
 def _failed(message, raw, reason):
-    message["topics"] = []
-    message["data"] = None
-    message["decode_error"] = reason
+    message[_TOPICS] = []
+    message[_DATA] = None
+    message[DECODE_ERROR] = reason
     isJson, rawTopics, rawValue = _rawParts(raw)
-    if isJson:
-        message["topics_json"] = rawTopics
-        message["data_json"] = rawValue
-    else:
-        message["topics_xdr"] = rawTopics
-        message["data_xdr"] = rawValue
+    message.update(zip(RAW_JSON_FIELDS if isJson else RAW_XDR_FIELDS, (rawTopics, rawValue)))
     return message
 
 
@@ -231,4 +237,4 @@ class GetEventsRPC:
         One message per event in C{events}, in order.
         """
         passphrase = self.network_passphrase
-        return [decode_event(raw, passphrase) for raw in events]
+        return [decodeEvent(raw, passphrase) for raw in events]

@@ -31,7 +31,24 @@ from functools import lru_cache
 
 from stellar_sdk import Asset
 
+from stellarflow.message import TOKEN_FIELDS
+
 DECIMALS = 7
+
+# The names of TOKEN_FIELDS (stellarflow.message defines them and their order), written in
+# that order.
+(
+    _EVENT_TYPE,
+    _FROM,
+    _TO,
+    _ACCOUNT_IDS,
+    _ASSET_CODE,
+    _ASSET_ISSUER,
+    _AMOUNT,
+    _AMOUNT_RAW,
+    _ASSET_VERIFIED,
+    _TO_MUXED_ID,
+) = TOKEN_FIELDS
 
 # event name -> {number of address topics: role of each}
 _ROLES = {
@@ -110,7 +127,8 @@ def _transferData(kind, data, children):
 
 def recognise(contractId, topicKinds, topics, dataKind, data, dataChildren, passphrase):
     """
-    Return the token fields of the event message, or C{None} when it is not a token event.
+    Return the token fields of the event message (L{stellarflow.message.TOKEN_FIELDS}, in that
+    order), or C{None} when it is not a token event.
 
     @param topicKinds: the ScVal kind of each topic (``"symbol"``, ``"address"``...).
     @param topics: the decoded topics.
@@ -181,14 +199,14 @@ def recognise(contractId, topicKinds, topics, dataKind, data, dataChildren, pass
         verified = contractId is not None and contractId == sacContractId(code, issuer, passphrase)
 
     return {
-        "event_type": name,
-        "from": parties.get("from"),
-        "to": parties.get("to"),
-        "account_ids": accounts,
-        "asset_code": code,
-        "asset_issuer": issuer,
-        "amount": None if raw is None else formatAmount(raw),
-        "amount_raw": None if raw is None else str(raw),
-        "asset_verified": verified,
-        "to_muxed_id": None if muxedId is None else str(muxedId),
+        _EVENT_TYPE: name,
+        _FROM: parties.get("from"),
+        _TO: parties.get("to"),
+        _ACCOUNT_IDS: accounts,
+        _ASSET_CODE: code,
+        _ASSET_ISSUER: issuer,
+        _AMOUNT: None if raw is None else formatAmount(raw),
+        _AMOUNT_RAW: None if raw is None else str(raw),
+        _ASSET_VERIFIED: verified,
+        _TO_MUXED_ID: None if muxedId is None else str(muxedId),
     }

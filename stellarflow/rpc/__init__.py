@@ -1,11 +1,12 @@
 """
-Reading contract events from a Stellar RPC server: the JSON-RPC client (L{client}) and the
-polling source (L{source}).
+Reading contract events from a Stellar RPC server: the JSON-RPC client (L{client}), its errors
+(L{errors}), getEvents answers (L{pages}), and the polling source (L{source}) with its
+configuration (L{config}) and failure policy (L{policy}).
 """
 
-from stellarflow.rpc.client import (
+from stellarflow.rpc.client import StellarRPCClient
+from stellarflow.rpc.errors import (
     BadResponse,
-    EventsPage,
     HTTPError,
     InvalidParams,
     LedgerRangeError,
@@ -14,9 +15,9 @@ from stellarflow.rpc.client import (
     RPCClientError,
     RPCError,
     RPCTimeout,
-    StellarRPCClient,
     TransportError,
 )
+from stellarflow.rpc.pages import EventsPage
 
 __all__ = [
     "BadResponse",

@@ -4,15 +4,13 @@ A small JSON-RPC 2.0 client for Stellar RPC, over treq.
 Every call has one deadline covering the whole exchange (connect, response headers *and* body):
 treq's own ``timeout=`` stops at the headers, so a server that sends headers and then stalls
 would otherwise hang a poller forever.  Failures come out as one family of exceptions
-(L{RPCClientError}) so that a caller can decide per kind: L{RPCError} (the server answered with
-a JSON-RPC error; subclasses for the codes Stellar RPC uses), L{HTTPError}, L{BadResponse},
-L{RPCTimeout} and L{TransportError}.  The ``Authorization`` value is never part of a message.
+(L{stellarflow.rpc.errors.RPCClientError}) so that a caller can decide per kind; getEvents
+answers come out as L{stellarflow.rpc.pages.EventsPage}s.  The ``Authorization`` value is never
+part of a message.
 """
 
 import json
-import re
 
-import attr
 from hyperlink import URL
 from treq.client import HTTPClient
 from twisted.internet.defer import CancelledError, Deferred, succeed
@@ -21,232 +19,19 @@ from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone
 from twisted.web.http import PotentialDataLoss
 
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-PROCESSING_LIMIT = -32001
-QUEUE_FULL = -32098
+from stellarflow.rpc.errors import (
+    BadResponse,
+    HTTPError,
+    RPCClientError,
+    RPCError,
+    RPCTimeout,
+    TransportError,
+)
+from stellarflow.rpc.pages import ledgerNumber, parseEventsPage
 
 #: A getEvents page of 10000 events in JSON form is some tens of MiB; anything far larger is
 #: not a Stellar RPC answer.
 DEFAULT_MAX_RESPONSE_SIZE = 256 * 1024 * 1024
-
-_RANGE = re.compile(r"ledger range:\s*(\d+)\s*-\s*(\d+)")
-
-
-class RPCClientError(Exception):
-    """
-    Anything that kept a call from producing a result.
-    """
-
-    kind = "error"
-
-
-class RPCError(RPCClientError):
-    """
-    The server answered with a JSON-RPC error object.
-
-    @ivar code: the integer error code.
-    @ivar message: the server's message.
-    @ivar data: the optional ``data`` member, or C{None}.
-    """
-
-    kind = "rpc-error"
-
-    def __init__(self, code, message, data=None):
-        RPCClientError.__init__(self, code, message, data)
-        self.code = code
-        self.message = message
-        self.data = data
-
-    def __str__(self):
-        return "JSON-RPC error {}: {}".format(self.code, self.message)
-
-    @staticmethod
-    def fromJSON(error):
-        """
-        The most specific error class for a JSON-RPC error object.
-        """
-        code = error["code"]
-        message = error.get("message")
-        message = message if isinstance(message, str) else json.dumps(message)
-        data = error.get("data")
-        if code == INVALID_PARAMS:
-            return InvalidParams(code, message, data)
-        if code == INVALID_REQUEST:
-            match = _RANGE.search(message)
-            if match:
-                return LedgerRangeError(code, message, data, int(match.group(1)), int(match.group(2)))
-            return InvalidRequest(code, message, data)
-        if code == METHOD_NOT_FOUND:
-            return MethodNotFound(code, message, data)
-        if code == PROCESSING_LIMIT:
-            return ProcessingLimit(code, message, data)
-        if code == QUEUE_FULL:
-            return QueueFull(code, message, data)
-        return RPCError(code, message, data)
-
-
-class InvalidParams(RPCError):
-    """
-    -32602: the request itself is wrong (a filter, a cursor); retrying cannot help.
-    """
-
-    kind = "invalid-params"
-
-
-class InvalidRequest(RPCError):
-    """
-    -32600 without a ledger range in its message.
-    """
-
-    kind = "invalid-request"
-
-
-class LedgerRangeError(InvalidRequest):
-    """
-    -32600 ``startLedger must be within the ledger range: A - B`` (also sent for a cursor
-    outside retention).
-
-    @ivar oldest: A, the oldest ledger the server still has.
-    @ivar latest: B, its latest ledger.
-    """
-
-    kind = "ledger-range"
-
-    def __init__(self, code, message, data, oldest, latest):
-        InvalidRequest.__init__(self, code, message, data)
-        self.oldest = oldest
-        self.latest = latest
-
-
-class MethodNotFound(RPCError):
-    """
-    -32601: the server does not know the method (an old server, a restricted proxy).
-    """
-
-    kind = "method-not-found"
-
-
-class ProcessingLimit(RPCError):
-    """
-    -32001: the request exceeded the server's processing limit.
-    """
-
-    kind = "processing-limit"
-
-
-class QueueFull(RPCError):
-    """
-    -32098: the server's request queue is full; back off.
-    """
-
-    kind = "queue-full"
-
-
-class HTTPError(RPCClientError):
-    """
-    A non-2xx HTTP status without a JSON-RPC error body (load balancers send 502/503/504).
-
-    @ivar status: the HTTP status code.
-    @ivar body: the start of the body, for the log.
-    @ivar retryAfter: seconds from a ``Retry-After`` header, or C{None}.
-    """
-
-    kind = "http-error"
-
-    def __init__(self, status, body="", retryAfter=None):
-        RPCClientError.__init__(self, status, body)
-        self.status = status
-        self.body = body
-        self.retryAfter = retryAfter
-
-    def __str__(self):
-        return "HTTP {}{}".format(self.status, ": " + self.body if self.body else " (empty body)")
-
-
-class BadResponse(RPCClientError):
-    """
-    The answer is not a JSON-RPC 2.0 response (not JSON, no ``result``, wrong shape).
-    """
-
-    kind = "bad-response"
-
-
-class RPCTimeout(RPCClientError):
-    """
-    No complete answer within the deadline.
-    """
-
-    kind = "timeout"
-
-    def __init__(self, seconds, stage):
-        RPCClientError.__init__(self, seconds, stage)
-        self.seconds = seconds
-        self.stage = stage
-
-    def __str__(self):
-        return "no complete answer within {}s (while waiting for the {})".format(self.seconds, self.stage)
-
-
-class TransportError(RPCClientError):
-    """
-    The connection failed: refused, reset, DNS, TLS.
-    """
-
-    kind = "connection"
-
-
-@attr.s(slots=True)
-class EventsPage:
-    """
-    One getEvents answer, normalised across server versions.
-
-    @ivar events: the event objects, as sent.
-    @ivar cursor: the ``cursor`` member, or C{None} when the server sent none (pre-v22).
-    @ivar latest_ledger: C{latestLedger} as an int (older servers sent a string), or C{None}.
-    @ivar oldest_ledger: C{oldestLedger} as an int, or C{None} when absent.
-    """
-
-    events = attr.ib()
-    cursor = attr.ib(default=None)
-    latest_ledger = attr.ib(default=None)
-    oldest_ledger = attr.ib(default=None)
-
-
-def _ledgerNumber(value, what):
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise BadResponse("{} is {!r}, not a ledger number".format(what, value))
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    raise BadResponse("{} is {!r}, not a ledger number".format(what, value))
-
-
-def parseEventsPage(result):
-    """
-    Check and normalise a getEvents C{result}; raise L{BadResponse} when it is not one.
-    """
-    if not isinstance(result, dict):
-        raise BadResponse("getEvents result is {}, not an object".format(type(result).__name__))
-    events = result.get("events")
-    if events is None:
-        events = []
-    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
-        raise BadResponse("getEvents 'events' is not a list of objects")
-    cursor = result.get("cursor")
-    if cursor is not None and not isinstance(cursor, str):
-        raise BadResponse("getEvents 'cursor' is {!r}, not a string".format(cursor))
-    return EventsPage(
-        events=events,
-        cursor=cursor or None,
-        latest_ledger=_ledgerNumber(result.get("latestLedger"), "latestLedger"),
-        oldest_ledger=_ledgerNumber(result.get("oldestLedger"), "oldestLedger"),
-    )
 
 
 def makeHTTPClient(reactor, maxPersistentPerHost=2, connectTimeout=30.0, idleTimeout=50.0):
@@ -501,7 +286,7 @@ class StellarRPCClient:
 
     def getEvents(self, params):
         """
-        A Deferred of an L{EventsPage}.
+        A Deferred of an L{stellarflow.rpc.pages.EventsPage}.
         """
         return self.call("getEvents", params).addCallback(parseEventsPage)
 
@@ -541,7 +326,7 @@ class StellarRPCClient:
 
     def _latestLedger(self, result):
         self._object(result, "getLatestLedger")
-        sequence = _ledgerNumber(result.get("sequence"), "getLatestLedger sequence")
+        sequence = ledgerNumber(result.get("sequence"), "getLatestLedger sequence")
         if sequence is None:
             raise BadResponse("getLatestLedger result has no 'sequence'")
         result = dict(result)

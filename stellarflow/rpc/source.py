@@ -6,14 +6,13 @@ one from the cursor the server returned.  While behind (a full page, or a cursor
 latest ledger) it asks again at once; when caught up it waits ``poll_interval``.  It never
 fetches the next page before the pipeline accepted the previous one (backpressure), never hands
 on an event id twice, and never stops polling because of an error: configuration errors stop
-it once, loudly; everything else is logged and retried with capped, jittered backoff.  The
-failure policy is written down in ``docs/source.md``.
+it once, loudly; everything else is logged and retried with capped, jittered backoff.  What
+each failure means is decided by L{stellarflow.rpc.policy} (written down in ``docs/source.md``);
+the config schema is L{stellarflow.rpc.config}, page handling L{stellarflow.rpc.pages}.
 """
 
 import json
 
-from hyperlink import URL
-from stellar_sdk import StrKey, xdr
 from twisted.internet.defer import Deferred, inlineCallbacks, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -22,229 +21,17 @@ from zope.interface import implementer, provider
 from stellarflow import positions
 from stellarflow.backoff import Backoff
 from stellarflow.batch import Batch
-from stellarflow.events.network import networkPassphrase, passphraseProblem
-from stellarflow.interfaces import IComponentFactory, ISource
-from stellarflow.rpc.client import (
-    InvalidParams,
-    LedgerRangeError,
-    RPCClientError,
-    StellarRPCClient,
-    endpointOf,
-)
-from stellarflow.schema import INVALID, Field, Integer, ListOf, Number, Schema, String, join
-
-DEFAULT_RPC_URL = "https://soroban-testnet.stellar.org"
-MAX_LEDGER = positions.MAX_LEDGER
-MAX_FILTERS = 5
-MAX_CONTRACT_IDS = 5
-MAX_TOPICS = 5
-MAX_SEGMENTS = 4
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 10000
-EVENT_TYPES = ("contract", "system")
-
-# -- cursors and ids ---------------------------------------------------------
-
-
-def _eventId(event):
-    value = event.get("id") or event.get("pagingToken")
-    return value if isinstance(value, str) else None
-
-
-def _eventLedger(event):
-    value = event.get("ledger")
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return positions.ledgerOf(_eventId(event))
-
-
-def orderEvents(events):
-    """
-    C{events} sorted by id (servers sort them already; this is a defence); events without a
-    usable id keep their relative order, after the others.
-    """
-    keyed = []
-    unkeyed = []
-    for event in events:
-        key = positions.split(_eventId(event))
-        if key is None:
-            unkeyed.append(event)
-        else:
-            keyed.append((key, event))
-    keyed.sort(key=lambda pair: pair[0])
-    return [e for _, e in keyed] + unkeyed
-
-
-# -- config ------------------------------------------------------------------
-
-
-def _urlProblem(value):
-    try:
-        url = URL.from_text(value)
-    except Exception:
-        url = None
-    if url is None or url.scheme not in ("http", "https") or not url.host:
-        return "an http:// or https:// URL"
-    return None
-
-
-def _typeProblem(value):
-    if value == "":
-        return None
-    if all(part in EVENT_TYPES for part in value.split(",")):
-        return None
-    return "'contract', 'system' or 'contract,system' (RPC v23+ no longer serves 'diagnostic')"
-
-
-def _contractProblem(value):
-    if StrKey.is_valid_contract(value):
-        return None
-    return "a contract id (a C... strkey)"
-
-
-def _segmentProblem(value):
-    if value in ("*", "**"):
-        return None
-    try:
-        xdr.SCVal.from_xdr(value)
-    except Exception:
-        return "a base64 XDR ScVal, '*' (any one topic) or '**' (any remaining topics)"
-    return None
-
-
-class TopicFilter(ListOf):
-    """
-    One topic filter: 1 to 4 segments, plus an optional trailing ``**`` (as stellar-rpc's
-    ``TopicFilter.Valid``).
-    """
-
-    def __init__(self):
-        ListOf.__init__(self, String(validator=_segmentProblem), minItems=1)
-        self.expected = "a list of 1 to {} topic segments (base64 ScVal, '*' or a trailing '**')".format(MAX_SEGMENTS)
-
-    def check(self, value, path, problems):
-        result = ListOf.check(self, value, path, problems)
-        if result is INVALID:
-            return result
-        before = len(problems)
-        for k, segment in enumerate(result[:-1]):
-            if segment == "**":
-                problems.add(join(path, k), "got '**'; '**' is only allowed as the last segment")
-        fixed = result[:-1] if result[-1] == "**" else result
-        if len(fixed) > MAX_SEGMENTS:
-            problems.add(
-                path,
-                "got {} segments; expected at most {} (not counting a trailing '**')".format(len(fixed), MAX_SEGMENTS),
-            )
-        return INVALID if len(problems) > before else result
-
-
-FILTER_SCHEMA = Schema(
-    {
-        "type": Field(String(validator=_typeProblem), "", "'contract', 'system' or both; empty: any"),
-        "contractIds": Field(
-            ListOf(String(validator=_contractProblem), maxItems=MAX_CONTRACT_IDS), [], "contract ids (OR)"
-        ),
-        "topics": Field(
-            ListOf(TopicFilter(), maxItems=MAX_TOPICS),
-            [],
-            "topic filters (OR), each a list of base64 ScVal, '*' or a trailing '**'",
-        ),
-    }
-)
-
-PAGINATION_SCHEMA = Schema(
-    {"limit": Field(Integer(1, MAX_LIMIT), DEFAULT_LIMIT, "events per request (server maximum 10000)")}
-)
-
-
-def inferNetwork(url):
-    """
-    The network an RPC URL most likely serves: its host name says testnet or futurenet, else
-    mainnet.  Only a default; the source checks it against the server's ``getNetwork``.
-    """
-    host = (URL.from_text(url).host or "").lower()
-    for name in ("testnet", "futurenet"):
-        if name in host:
-            return name
-    return "mainnet"
-
-
-def _crossCheck(config, path, problems):
-    start, end = config["start_ledger"], config["end_ledger"]
-    if end and start and end < start:
-        problems.add(join(path, "end_ledger"), "got {}; expected >= start_ledger ({})".format(end, start))
-    if config["network"] is None:
-        config["network"] = inferNetwork(config["rpc_url"])
-
-
-CONFIG_SCHEMA = Schema(
-    {
-        "rpc_url": Field(
-            String(nonEmpty=True, validator=_urlProblem, shownAs=endpointOf),
-            DEFAULT_RPC_URL,
-            "the Stellar RPC endpoint (logged as scheme://host[:port] only: paths may carry API keys)",
-        ),
-        "auth_header": Field(String(secret=True), "", "sent as the Authorization header when set; never logged"),
-        "start_ledger": Field(Integer(0, MAX_LEDGER), 0, "first ledger; 0: the RPC's latest ledger"),
-        "end_ledger": Field(Integer(0, MAX_LEDGER), 0, "last ledger of a backfill; 0: follow forever"),
-        "poll_interval": Field(Number(0, 3600), 5.0, "seconds between polls once caught up"),
-        "rpc_method": Field(String(choices=("getEvents",)), "getEvents", "only getEvents"),
-        "filters": Field(ListOf(FILTER_SCHEMA, maxItems=MAX_FILTERS), [], "getEvents filters (OR)"),
-        "pagination": Field(PAGINATION_SCHEMA, {"limit": DEFAULT_LIMIT}, "{limit}"),
-        "xdrFormat": Field(String(choices=("base64", "json")), "base64", "how the RPC encodes XDR"),
-        "request_timeout": Field(Number(0, 600, exclusiveMinimum=True), 30.0, "seconds per request, body included"),
-        "network": Field(
-            String(validator=passphraseProblem), None, "mainnet, testnet, futurenet or a passphrase; default from rpc_url"
-        ),
-        "on_gap": Field(String(choices=("skip", "stop")), "skip", "when ledgers fell out of RPC retention"),
-    },
-    check=_crossCheck,
-)
-
-
-def exactLengthTopicFilters(filters):
-    """
-    The topic filters that match only events with exactly as many topics (no trailing ``**``).
-    A common surprise: ``["*"]`` matches one-topic events, never a 4-topic SAC transfer.
-    """
-    return [list(t) for f in filters for t in (f.get("topics") or []) if t and t[-1] != "**"]
-
-
-def requestFilters(filters):
-    """
-    Config filters as getEvents wants them: empty members left out.
-    """
-    out = []
-    for f in filters:
-        entry = {}
-        if f.get("type"):
-            entry["type"] = f["type"]
-        if f.get("contractIds"):
-            entry["contractIds"] = list(f["contractIds"])
-        if f.get("topics"):
-            entry["topics"] = [list(t) for t in f["topics"]]
-        out.append(entry)
-    return out
-
-
-# -- the source --------------------------------------------------------------
-
-
-class DeliveryFailed(Exception):
-    """
-    The pipeline refused a batch (a processor raised); the page is fetched again later.
-    """
-
-    def __init__(self, failure):
-        Exception.__init__(self, failure.getErrorMessage())
-        self.failure = failure
+from stellarflow.events.network import networkPassphrase
+from stellarflow.interfaces import IComponentFactory, ISource, IStatsProvider
+from stellarflow.rpc.client import StellarRPCClient
+from stellarflow.rpc.config import CONFIG_SCHEMA, DEFAULT_LIMIT, exactLengthTopicFilters, requestFilters
+from stellarflow.rpc.errors import RPCClientError
+from stellarflow.rpc.pages import acceptPage, eventIdOf
+from stellarflow.rpc.policy import DeliveryFailed, FailurePolicy, SkipGap, Stop
 
 
 @provider(IComponentFactory)
-@implementer(ISource)
+@implementer(ISource, IStatsProvider)
 class RPCSourceAdapter:
     """
     Polls ``getEvents`` and delivers one L{Batch} per page.
@@ -317,6 +104,7 @@ class RPCSourceAdapter:
         self.network = network
         self.verifyNetwork = verifyNetwork and network is not None
         self.backoff = backoff or Backoff(initial=1.0, maximum=60.0)
+        self.policy = FailurePolicy(client.endpoint, on_gap, self.backoff, self.log)
         self.name = name
         self._ended = None
 
@@ -530,7 +318,10 @@ class RPCSourceAdapter:
             self.oldest_ledger = page.oldest_ledger
 
         full = len(page.events) >= self.limit
-        items, cursor, done = self._accept(page, full)
+        accepted = acceptPage(page, self._lastKey, self.end_ledger, full)
+        items, cursor, done = accepted.events, accepted.cursor, accepted.done
+        if accepted.duplicates:
+            self.log.debug("Dropped {count} already delivered event(s)", count=accepted.duplicates)
         self.log.debug(
             "Polled {count} events up to cursor {cursor} (latest ledger {latest})",
             count=len(items),
@@ -579,39 +370,9 @@ class RPCSourceAdapter:
             params["xdrFormat"] = self.xdr_format
         return params
 
-    def _accept(self, page, full):
-        """
-        The new events of a page, in order, and the cursor after them; whether a backfill is done.
-        """
-        events = orderEvents(page.events)
-        fresh = []
-        for event in events:
-            key = positions.split(_eventId(event))
-            if key is not None and self._lastKey is not None and key <= self._lastKey:
-                continue
-            fresh.append(event)
-        if len(fresh) < len(events):
-            self.log.debug("Dropped {count} already delivered event(s)", count=len(events) - len(fresh))
-
-        cursor = page.cursor
-        if cursor is None and events:  # servers before v22 sent no cursor
-            cursor = _eventId(events[-1])
-
-        done = False
-        if self.end_ledger is not None:
-            kept = [e for e in fresh if (_eventLedger(e) or 0) <= self.end_ledger]
-            beyond = len(kept) < len(fresh)
-            fresh = kept
-            position = positions.ledgerOf(cursor)
-            past = position is not None and position > self.end_ledger
-            done = beyond or past or (position == self.end_ledger and not full)
-            if beyond or past:
-                cursor = positions.ledgerEnd(self.end_ledger)
-        return fresh, cursor, done
-
     def _advance(self, items, cursor, page):
         for event in reversed(items):
-            key = positions.split(_eventId(event))
+            key = positions.split(eventIdOf(event))
             if key is not None:
                 self._lastKey = max(key, self._lastKey) if self._lastKey else key
                 break
@@ -703,110 +464,22 @@ class RPCSourceAdapter:
 
     def _failed(self, failure):
         """
-        Decide what an error means.  Returns the delay before the next try, or C{None}.
+        Carry out what the failure policy decides.  Returns the delay before the next try, or
+        C{None}.
         """
         if self._stopping:
             return None
-        error = failure.value
         self.errors += 1
-        self.last_error = str(error)
-
-        if isinstance(error, InvalidParams):
-            self._fatal(
-                "the RPC rejected the getEvents parameters (JSON-RPC {}): {}; fix the source "
-                "config (filters, pagination, start_ledger)".format(error.code, error.message),
-                failure,
-            )
+        self.last_error = str(failure.value)
+        outcome = self.policy.decide(failure, self._requested(), self.cursor)
+        if isinstance(outcome, Stop):
+            if outcome.gap is not None:
+                self.gaps.append(outcome.gap)
+            self._fatal(outcome.reason, failure)
             return None
-
-        if isinstance(error, LedgerRangeError):
-            return self._rangeError(error, failure)
-
-        if isinstance(error, DeliveryFailed):
-            delay = self.backoff.next()
-            self.log.failure(
-                "The pipeline failed on a page (cursor {cursor}); fetching it again in {delay:.1f}s",
-                error.failure,
-                cursor=self.cursor,
-                delay=delay,
-            )
-            return delay
-
-        delay = self.backoff.next()
-        if isinstance(error, RPCClientError):
-            retryAfter = getattr(error, "retryAfter", None)
-            if retryAfter is not None:
-                delay = max(delay, min(retryAfter, 600.0))
-            self.log.warn(
-                "getEvents poll of {endpoint} failed ({kind}: {error}); retrying in {delay:.1f}s "
-                "(attempt {attempt})",
-                endpoint=self.client.endpoint,
-                kind=error.kind,
-                error=str(error),
-                delay=delay,
-                attempt=self.backoff.failures,
-            )
-        else:
-            self.log.failure(
-                "Unexpected error polling {endpoint}; retrying in {delay:.1f}s",
-                failure,
-                endpoint=self.client.endpoint,
-                delay=delay,
-            )
-        return delay
-
-    def _rangeError(self, error, failure):
-        requested = self._requested()
-        if requested is not None and requested < error.oldest:
-            first, last = requested, error.oldest - 1
-            if self.on_gap == "stop":
-                self.log.critical(
-                    "GAP: ledgers {first}-{last} are no longer kept by {endpoint} (it has "
-                    "{oldest}-{latest}); on_gap is 'stop'",
-                    first=first,
-                    last=last,
-                    endpoint=self.client.endpoint,
-                    oldest=error.oldest,
-                    latest=error.latest,
-                )
-                self.gaps.append((first, last))
-                self._fatal(
-                    "ledgers {}-{} fell out of the RPC's retention (it has {}-{}); set on_gap: "
-                    "skip, or a start_ledger >= {} and remove the checkpoint".format(
-                        first, last, error.oldest, error.latest, error.oldest
-                    ),
-                    failure,
-                )
-                return None
-            self.gaps.append((first, last))
-            self.log.warn(
-                "GAP: ledgers {first}-{last} are no longer kept by {endpoint} (it has "
-                "{oldest}-{latest}); their events are LOST to this pipeline. Continuing from "
-                "ledger {oldest}.",
-                first=first,
-                last=last,
-                endpoint=self.client.endpoint,
-                oldest=error.oldest,
-                latest=error.latest,
-            )
+        if isinstance(outcome, SkipGap):
+            self.gaps.append((outcome.first, outcome.last))
             self.cursor = None
-            self._startLedger = error.oldest
+            self._startLedger = outcome.last + 1
             return 0
-        delay = self.backoff.next()
-        if requested is not None and requested > error.latest:
-            self.log.warn(
-                "Ledger {requested} is ahead of {endpoint} (latest {latest}); retrying in {delay:.1f}s",
-                requested=requested,
-                endpoint=self.client.endpoint,
-                latest=error.latest,
-                delay=delay,
-            )
-        else:
-            self.log.warn(
-                "{endpoint} answered {error}; retrying in {delay:.1f}s",
-                endpoint=self.client.endpoint,
-                error=str(error),
-                delay=delay,
-            )
-        return delay
-
+        return outcome.delay

@@ -1,1 +1,3 @@
-"""Public helpers for testing stellarflow and pipelines built on it."""
+"""
+Public helpers for testing stellarflow and pipelines built on it.
+"""

@@ -1,18 +1,19 @@
-"""Scriptable failures for the test Stellar RPC server.
+"""
+Scriptable failures for the test Stellar RPC server.
 
-Tests queue faults (``server.faults.push(Fault("http_status", status=503))`` or
-``server.inject("delay", seconds=30)``); each incoming HTTP request takes the first queued fault
-whose ``method`` matches (``None`` matches any request, including unparseable ones). A fault
-with ``count=n`` hits the next ``n`` matching requests. Requests that take no fault are answered
+Tests queue faults (C{server.faults.push(Fault("http_status", status=503))} or
+C{server.inject("delay", seconds=30)}); each incoming HTTP request takes the first queued fault
+whose C{method} matches (C{None} matches any request, including unparseable ones).  A fault
+with C{count=n} hits the next C{n} matching requests.  Requests that take no fault are answered
 normally.
 """
 
-from dataclasses import dataclass
+import attr
 
 # kind -> what the server does with a request that takes it.
 KINDS = {
     "refuse": "stop listening and drop every open connection, this request's included, for "
-              "`seconds` on the server's clock (None: until accept_connections())",
+              "`seconds` on the server's clock (None: until acceptConnections())",
     "disconnect": "drop this request's connection without an answer",
     "delay": "answer normally, `seconds` later on the server's clock",
     "http_status": "answer HTTP `status` (e.g. 500, 503, 504) with an empty body",
@@ -25,21 +26,23 @@ KINDS = {
 DEFAULT_GARBAGE = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
 
 
-@dataclass
+@attr.s
 class Fault:
-    """One scripted failure; see ``KINDS`` for the fields each kind uses."""
+    """
+    One scripted failure; see L{KINDS} for the fields each kind uses.
+    """
 
-    kind: str
-    count: int = 1
-    method: str = None
-    seconds: float = None
-    status: int = 503
-    code: int = None
-    message: str = None
-    body: bytes = DEFAULT_GARBAGE
-    ledgers: int = 10
+    kind = attr.ib()
+    count = attr.ib(default=1)
+    method = attr.ib(default=None)
+    seconds = attr.ib(default=None)
+    status = attr.ib(default=503)
+    code = attr.ib(default=None)
+    message = attr.ib(default=None)
+    body = attr.ib(default=DEFAULT_GARBAGE)
+    ledgers = attr.ib(default=10)
 
-    def __post_init__(self):
+    def __attrs_post_init__(self):
         if self.kind not in KINDS:
             raise ValueError("unknown fault kind %r (expected one of %s)" % (self.kind, ", ".join(KINDS)))
         if self.count < 1:
@@ -53,7 +56,9 @@ class Fault:
 
 
 class FaultQueue:
-    """Faults waiting for requests, in order; ``fired`` lists the ones already used."""
+    """
+    Faults waiting for requests, in order; C{fired} lists the ones already used.
+    """
 
     def __init__(self):
         self._pending = []
@@ -64,7 +69,9 @@ class FaultQueue:
         return fault
 
     def take(self, method):
-        """The fault for a request to ``method`` (None when unknown), or None."""
+        """
+        The fault for a request to C{method} (C{None} when unknown), or C{None}.
+        """
         for i, fault in enumerate(self._pending):
             if fault.method is None or fault.method == method:
                 fault.count -= 1

@@ -1,17 +1,22 @@
-"""The rules of Stellar RPC ``getEvents`` requests: cursors, validation, filters.
+"""
+The rules of Stellar RPC ``getEvents`` requests: cursors, validation, filters.
 
 Transcribed from stellar/stellar-rpc (``methods/get_events.go``, ``event_filter.go``) and the
 request types of stellar/go-stellar-sdk (``protocols/rpc/get_events.go``, ``cursor.go``), so that
 the test server rejects what the real server rejects, with the same codes and (as far as they are
-known) the same messages, checked in the same order.
+known) the same messages, checked in the same order.  Positions (TOIDs, event ids, cursors) are
+packed by L{stellarflow.positions}; only L{parseCursor} is the server's own, because Go's parser
+accepts what a position string does not (a signed TOID).
 """
 
 import base64
 import binascii
 import re
-from dataclasses import dataclass, field
 
+import attr
 from stellar_sdk import StrKey, xdr
+
+from stellarflow import positions
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -32,11 +37,6 @@ LEDGER_SCAN_LIMIT = 10000
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10000
 
-# toid masks: ledger << 32 | tx << 12 | op; the largest cursor of a ledger uses them all.
-TX_MASK = (1 << 20) - 1
-OP_MASK = (1 << 12) - 1
-EVENT_MAX = (1 << 32) - 1
-
 _SIGNED = re.compile(r"[+-]?[0-9]+")
 _UNSIGNED = re.compile(r"[0-9]+")
 
@@ -49,37 +49,35 @@ EVENT_TYPES = ("system", "contract")
 
 
 class RPCError(Exception):
-    """A JSON-RPC error the server answers with."""
+    """
+    A JSON-RPC error the server answers with.
+    """
 
     def __init__(self, code, message):
         super().__init__(code, message)
         self.code = code
         self.message = message
 
-    def to_json(self):
+    def toJSON(self):
+        """
+        The ``error`` member of the response.
+        """
         return {"code": self.code, "message": self.message}
 
 
-def invalid_params(message):
+def invalidParams(message):
+    """
+    A -32602 L{RPCError}.
+    """
     return RPCError(INVALID_PARAMS, message)
 
 
-def toid(ledger, tx, op):
-    return (ledger << 32) | (tx << 12) | op
-
-
-def format_id(ledger, tx, op, event):
-    """The event id / cursor string: ``%019d-%010d`` of the TOID and the event index."""
-    return "%019d-%010d" % (toid(ledger, tx, op), event)
-
-
-def max_cursor(ledger):
-    """The cursor after every event of ``ledger``: what an incomplete page returns."""
-    return format_id(ledger, TX_MASK, OP_MASK, EVENT_MAX)
-
-
-def parse_cursor(text):
-    """``"<toid>-<event>"`` -> ``(ledger, tx, op, event)``; ValueError like ParseCursor."""
+def parseCursor(text):
+    """
+    C{"<toid>-<event>"} -> C{(ledger, tx, op, event)}; C{ValueError} where Go's C{ParseCursor}
+    fails.  The TOID may be signed (as Go's C{strconv.ParseInt} allows): its bits are read as
+    an unsigned 64-bit TOID.
+    """
     parts = text.split("-", 1) if isinstance(text, str) else []
     if len(parts) != 2:
         raise ValueError("invalid event id %s" % (text,))
@@ -87,13 +85,16 @@ def parse_cursor(text):
         raise ValueError("invalid event id %s" % (text,))
     packed = int(parts[0])
     event = int(parts[1])
-    if not -(1 << 63) <= packed < (1 << 63) or event > EVENT_MAX:
+    if not -(1 << 63) <= packed < (1 << 63) or event > positions.MAX_INDEX:
         raise ValueError("invalid event id %s" % (text,))
-    return ((packed >> 32) & 0xFFFFFFFF, (packed >> 12) & TX_MASK, packed & OP_MASK, event)
+    packed &= (1 << 64) - 1  # the bits of a negative TOID, as Go's uint64 conversion reads them
+    return (packed >> 32, (packed >> 12) & positions.TX_MASK, packed & positions.OP_MASK, event)
 
 
-def canonical_scval(text):
-    """Base64 ScVal -> its canonical base64 (what events carry); ValueError if not one."""
+def canonicalScVal(text):
+    """
+    Base64 ScVal -> its canonical base64 (what events carry); C{ValueError} if it is not one.
+    """
     try:
         raw = base64.b64decode(text, validate=True)
         value = xdr.SCVal.from_xdr_bytes(raw)
@@ -102,12 +103,17 @@ def canonical_scval(text):
     return value.to_xdr()
 
 
-@dataclass
+@attr.s
 class TopicFilter:
-    """One topic filter: canonical base64 per position (None = ``*``), ``**`` as at_least."""
+    """
+    One topic filter.
 
-    segments: tuple
-    at_least: bool
+    @ivar segments: the canonical base64 ScVal each position must equal (C{None}: ``*``).
+    @ivar at_least: whether a trailing ``**`` lets more topics follow.
+    """
+
+    segments = attr.ib()
+    at_least = attr.ib()
 
     def matches(self, topic):
         if len(topic) < len(self.segments):
@@ -120,13 +126,15 @@ class TopicFilter:
         return True
 
 
-@dataclass
+@attr.s
 class EventFilter:
-    """One request filter; an empty field matches everything. Filters are OR-ed."""
+    """
+    One request filter; an empty field matches everything.  Filters are OR-ed.
+    """
 
-    types: frozenset = frozenset()
-    contract_ids: frozenset = frozenset()
-    topics: list = field(default_factory=list)
+    types = attr.ib(default=frozenset())
+    contract_ids = attr.ib(default=frozenset())
+    topics = attr.ib(factory=list)
 
     def matches(self, event):
         if self.types and event.type not in self.types:
@@ -138,16 +146,20 @@ class EventFilter:
         return True
 
 
-@dataclass
+@attr.s
 class EventsRequest:
-    """A validated getEvents request."""
+    """
+    A validated getEvents request.
 
-    start_ledger: int = 0
-    end_ledger: int = 0
-    cursor: tuple = None
-    limit: int = 0
-    xdr_format: str = FORMAT_BASE64
-    filters: list = field(default_factory=list)
+    @ivar cursor: C{(ledger, tx, op, event)} of the exclusive cursor, or C{None}.
+    """
+
+    start_ledger = attr.ib(default=0)
+    end_ledger = attr.ib(default=0)
+    cursor = attr.ib(default=None)
+    limit = attr.ib(default=0)
+    xdr_format = attr.ib(default=FORMAT_BASE64)
+    filters = attr.ib(factory=list)
 
     def matches(self, event):
         return not self.filters or any(f.matches(event) for f in self.filters)
@@ -167,11 +179,11 @@ def _describe(value):
     return "object"
 
 
-def _unmarshal_error(value, where, go_type):
+def _unmarshalError(value, where, goType):
     # Go's encoding/json wording, wrapped by jrpc2 as invalid parameters.
-    return invalid_params(
+    return invalidParams(
         "invalid parameters: json: cannot unmarshal %s into Go struct field %s of type %s"
-        % (_describe(value), where, go_type)
+        % (_describe(value), where, goType)
     )
 
 
@@ -179,7 +191,7 @@ def _uint(value, where, bits):
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < (1 << bits):
-        raise _unmarshal_error(value, where, "uint32" if bits == 32 else "uint")
+        raise _unmarshalError(value, where, "uint32" if bits == 32 else "uint")
     return value
 
 
@@ -187,61 +199,65 @@ def _string(value, where):
     if value is None:
         return None
     if not isinstance(value, str):
-        raise _unmarshal_error(value, where, "string")
+        raise _unmarshalError(value, where, "string")
     return value
 
 
-def _list(value, where, go_type):
+def _list(value, where, goType):
     if value is None:
         return []
     if not isinstance(value, list):
-        raise _unmarshal_error(value, where, go_type)
+        raise _unmarshalError(value, where, goType)
     return value
 
 
-def _object(value, where, go_type):
+def _object(value, where, goType):
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise _unmarshal_error(value, where, go_type)
+        raise _unmarshalError(value, where, goType)
     return value
 
 
-def _decode_filter(raw, index):
-    """Unmarshal one filter: (type names, contract ids, topics as raw segment lists)."""
+def _decodeFilter(raw, index):
+    """
+    Unmarshal one filter: C{(type names, contract ids, topics as raw segment lists)}.
+    """
     where = "GetEventsRequest.filters"
     raw = _object(raw, where, "protocol.EventFilter")
     joined = _string(raw.get("type"), where + ".type")
     types = [t for t in joined.split(",")] if joined else []
-    contract_ids = []
+    contractIds = []
     for cid in _list(raw.get("contractIds"), where + ".contractIds", "[]string"):
-        contract_ids.append(_string(cid, where + ".contractIds"))
+        contractIds.append(_string(cid, where + ".contractIds"))
     topics = []
     for topic in _list(raw.get("topics"), where + ".topics", "[]protocol.TopicFilter"):
         segments = []
         for segment in _list(topic, where + ".topics", "protocol.TopicFilter"):
             if not isinstance(segment, str):
-                raise _unmarshal_error(segment, where + ".topics", "string")
+                raise _unmarshalError(segment, where + ".topics", "string")
             if segment in (WILDCARD_ONE, WILDCARD_ZERO_OR_MORE):
                 segments.append(segment)
                 continue
             try:
-                segments.append(("scval", canonical_scval(segment)))
+                segments.append(("scval", canonicalScVal(segment)))
             except ValueError as e:
-                raise invalid_params(
+                raise invalidParams(
                     "invalid parameters: filter %d: topic segment %r is not a base64 ScVal (%s)"
                     % (index + 1, segment, e)
                 ) from None
         topics.append(segments)
-    return types, contract_ids, topics
+    return types, contractIds, topics
 
 
-def _validate_topic(segments):
-    """TopicFilter.Valid, returning the compiled filter."""
+def _validateTopic(segments):
+    """
+    Go's C{TopicFilter.Valid}, returning the compiled L{TopicFilter}.
+    """
     if len(segments) < MIN_TOPIC_SEGMENTS:
         raise ValueError("topic must have at least %d segment" % MIN_TOPIC_SEGMENTS)
-    at_least = segments[-1] == WILDCARD_ZERO_OR_MORE
-    fixed = segments[:-1] if at_least else segments
+    atLeast = segments[-1] == WILDCARD_ZERO_OR_MORE
+    fixed = segments[:-1] if atLeast else segments
     for i, segment in enumerate(fixed):
         if segment == WILDCARD_ZERO_OR_MORE:
             raise ValueError(
@@ -250,88 +266,93 @@ def _validate_topic(segments):
     if len(fixed) > MAX_TOPIC_SEGMENTS:
         raise ValueError("topic cannot have more than %d segments" % MAX_TOPIC_SEGMENTS)
     compiled = tuple(None if s == WILDCARD_ONE else s[1] for s in fixed)
-    return TopicFilter(compiled, at_least)
+    return TopicFilter(compiled, atLeast)
 
 
-def _validate_filter(types, contract_ids, topics):
-    """EventFilter.Valid, returning the compiled filter."""
+def _validateFilter(types, contractIds, topics):
+    """
+    Go's C{EventFilter.Valid}, returning the compiled L{EventFilter}.
+    """
     for name in types:
         if name not in EVENT_TYPES:
             raise ValueError("filter type invalid: if set, type must be either 'system' or 'contract'")
-    if len(contract_ids) > MAX_CONTRACT_IDS:
+    if len(contractIds) > MAX_CONTRACT_IDS:
         raise ValueError("maximum %d contract IDs per filter" % MAX_CONTRACT_IDS)
     if len(topics) > MAX_TOPICS:
         raise ValueError("maximum %d topics per filter" % MAX_TOPICS)
-    for i, cid in enumerate(contract_ids):
+    for i, cid in enumerate(contractIds):
         if not StrKey.is_valid_contract(cid):
             raise ValueError("contract ID %d invalid" % (i + 1))
     compiled = []
     for i, segments in enumerate(topics):
         try:
-            compiled.append(_validate_topic(segments))
+            compiled.append(_validateTopic(segments))
         except ValueError as e:
             raise ValueError("topic %d invalid: %s" % (i + 1, e)) from None
-    return EventFilter(frozenset(types), frozenset(contract_ids), compiled)
+    return EventFilter(frozenset(types), frozenset(contractIds), compiled)
 
 
-def parse_request(params, max_limit=MAX_LIMIT):
-    """Decode and validate getEvents ``params``; RPCError(-32602) like the real server.
+def parseRequest(params, maxLimit=MAX_LIMIT):
+    """
+    Decode and validate getEvents C{params}; raise L{RPCError} (-32602) like the real server.
 
     Order: JSON decoding (types, cursor syntax, topic segment XDR), then
-    ``GetEventsRequest.Valid``: xdrFormat, cursor vs ledger range, startLedger,
-    limit, filter count, then each filter. The ledger range check is the caller's.
+    C{GetEventsRequest.Valid}: xdrFormat, cursor vs ledger range, startLedger, limit, filter
+    count, then each filter.  The ledger range check is the caller's.
+
+    @rtype: L{EventsRequest}
     """
     if params is None:
         params = {}
     if isinstance(params, list):
-        raise invalid_params("invalid parameters: array parameters are not allowed")
+        raise invalidParams("invalid parameters: array parameters are not allowed")
     if not isinstance(params, dict):
-        raise invalid_params("invalid parameters: params must be an object")
+        raise invalidParams("invalid parameters: params must be an object")
 
     start = _uint(params.get("startLedger"), "GetEventsRequest.startLedger", 32)
     end = _uint(params.get("endLedger"), "GetEventsRequest.endLedger", 32)
-    xdr_format = _string(params.get("xdrFormat"), "GetEventsRequest.xdrFormat") or ""
+    xdrFormat = _string(params.get("xdrFormat"), "GetEventsRequest.xdrFormat") or ""
     pagination = params.get("pagination")
     cursor = None
     limit = 0
     if pagination is not None:
         pagination = _object(pagination, "GetEventsRequest.pagination", "protocol.PaginationOptions")
-        raw_cursor = pagination.get("cursor")
-        if raw_cursor is not None:
-            if not isinstance(raw_cursor, str):
-                raise _unmarshal_error(raw_cursor, "PaginationOptions.cursor", "string")
+        rawCursor = pagination.get("cursor")
+        if rawCursor is not None:
+            if not isinstance(rawCursor, str):
+                raise _unmarshalError(rawCursor, "PaginationOptions.cursor", "string")
             try:
-                cursor = parse_cursor(raw_cursor)
+                cursor = parseCursor(rawCursor)
             except ValueError as e:
-                raise invalid_params("invalid parameters: %s" % (e,)) from None
+                raise invalidParams("invalid parameters: %s" % (e,)) from None
         limit = _uint(pagination.get("limit"), "PaginationOptions.limit", 64)
-    raw_filters = _list(params.get("filters"), "GetEventsRequest.filters", "[]protocol.EventFilter")
-    decoded = [_decode_filter(f, i) for i, f in enumerate(raw_filters)]
+    rawFilters = _list(params.get("filters"), "GetEventsRequest.filters", "[]protocol.EventFilter")
+    decoded = [_decodeFilter(f, i) for i, f in enumerate(rawFilters)]
 
-    if xdr_format not in ("", FORMAT_BASE64, FORMAT_JSON):
-        raise invalid_params(
-            "got '%s': expected %s, %s for optional 'xdrFormat'" % (xdr_format, FORMAT_BASE64, FORMAT_JSON)
+    if xdrFormat not in ("", FORMAT_BASE64, FORMAT_JSON):
+        raise invalidParams(
+            "got '%s': expected %s, %s for optional 'xdrFormat'" % (xdrFormat, FORMAT_BASE64, FORMAT_JSON)
         )
     if cursor is not None:
         if start != 0 or end != 0:
-            raise invalid_params("ledger ranges and cursor cannot both be set")
+            raise invalidParams("ledger ranges and cursor cannot both be set")
     elif start <= 0:
-        raise invalid_params("startLedger must be positive")
-    if limit > max_limit:
-        raise invalid_params("limit must not exceed %d" % max_limit)
+        raise invalidParams("startLedger must be positive")
+    if limit > maxLimit:
+        raise invalidParams("limit must not exceed %d" % maxLimit)
     if len(decoded) > MAX_FILTERS:
-        raise invalid_params("maximum %d filters per request" % MAX_FILTERS)
+        raise invalidParams("maximum %d filters per request" % MAX_FILTERS)
     filters = []
-    for i, (types, contract_ids, topics) in enumerate(decoded):
+    for i, (types, contractIds, topics) in enumerate(decoded):
         try:
-            filters.append(_validate_filter(types, contract_ids, topics))
+            filters.append(_validateFilter(types, contractIds, topics))
         except ValueError as e:
-            raise invalid_params("filter %d invalid: %s" % (i + 1, e)) from None
+            raise invalidParams("filter %d invalid: %s" % (i + 1, e)) from None
     return EventsRequest(
         start_ledger=start,
         end_ledger=end,
         cursor=cursor,
         limit=limit,
-        xdr_format=xdr_format or FORMAT_BASE64,
+        xdr_format=xdrFormat or FORMAT_BASE64,
         filters=filters,
     )

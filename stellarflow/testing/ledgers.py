@@ -1,6 +1,7 @@
-"""Which ledgers a test Stellar RPC node has, and when each closed, on an injected clock.
+"""
+Which ledgers a test Stellar RPC node has, and when each closed, on an injected clock.
 
-No timers: the latest ledger is computed from ``clock.seconds()``, so a ``Clock`` in tests (or
+No timers: the latest ledger is computed from C{clock.seconds()}, so a C{Clock} in tests (or
 the reactor when run standalone) drives it, and close times never change once a ledger exists.
 """
 
@@ -13,12 +14,13 @@ DEFAULT_CLOSE_TIME = 5.0
 
 
 class LedgerModel:
-    """Which ledgers exist: a clock-driven sequence plus manual jumps.
+    """
+    Which ledgers exist: a clock-driven sequence plus manual jumps.
 
-    Ledger ``first_ledger + history`` is the latest when the model is created; a new ledger
-    closes every ``close_time`` seconds of ``clock``. ``advance(n)`` closes ``n`` ledgers now;
-    time-driven closing continues from there. ``reset(n)`` models a node that lost its
-    history: ``n`` ledgers close now and the oldest ledger becomes the latest.
+    Ledger C{first_ledger + history} is the latest when the model is created; a new ledger
+    closes every C{close_time} seconds of C{clock}.  L{advance} closes C{n} ledgers now;
+    time-driven closing continues from there.  L{reset} models a node that lost its history:
+    C{n} ledgers close now and the oldest ledger becomes the latest.
     """
 
     def __init__(self, clock, first_ledger=DEFAULT_FIRST_LEDGER, close_time=DEFAULT_CLOSE_TIME,
@@ -47,8 +49,10 @@ class LedgerModel:
     def oldest(self):
         return max(self._floor, self.latest - self.retention + 1)
 
-    def close_time(self, ledger):
-        """Unix seconds (int) at which ``ledger`` closed."""
+    def closeTime(self, ledger):
+        """
+        Unix seconds (an int) at which C{ledger} closed.
+        """
         i = max(0, bisect.bisect_right(self._anchor_ledgers, ledger) - 1)
         t = self._anchor_times[i] + (ledger - self._anchor_ledgers[i]) * self.close_time_seconds
         if i + 1 < len(self._anchor_times):
@@ -56,11 +60,17 @@ class LedgerModel:
         return int(math.floor(t + 1e-9))
 
     def advance(self, n):
+        """
+        Close C{n} ledgers now.
+        """
         if n < 1:
             raise ValueError("advance needs n >= 1, got %r" % (n,))
         self._anchor_ledgers.append(self.latest + n)
         self._anchor_times.append(self.clock.seconds())
 
     def reset(self, n):
+        """
+        The node lost its history: C{n} ledgers close now and the oldest becomes the latest.
+        """
         self.advance(n)
         self._floor = self.latest

@@ -1,4 +1,5 @@
-"""Real recorded getEvents answers, replayed by the test Stellar RPC server.
+"""
+Real recorded getEvents answers, replayed by the test Stellar RPC server.
 
 The caller loads them from wherever they live (e.g. the shared fixtures, in place).
 """
@@ -9,10 +10,11 @@ from stellarflow.testing.getevents import INTERNAL_ERROR, RPCError
 
 
 class RecordedPages:
-    """Real recorded getEvents answers, served in order for successive getEvents calls.
+    """
+    Real recorded getEvents answers, served in order for successive getEvents calls.
 
-    Each page is a getEvents ``result`` object, or a whole JSON-RPC response (``result`` or
-    ``error``). Once all are served, every call gets an empty page carrying the last page's
+    Each page is a getEvents C{result} object, or a whole JSON-RPC response (C{result} or
+    C{error}).  Once all are served, every call gets an empty page carrying the last page's
     cursor and ledger fields.
     """
 
@@ -22,7 +24,10 @@ class RecordedPages:
         self._last = None
 
     @classmethod
-    def from_files(cls, paths):
+    def fromFiles(cls, paths):
+        """
+        The pages in the JSON files at C{paths}, in that order.
+        """
         pages = []
         for path in paths:
             with open(path, "rb") as f:
@@ -42,8 +47,10 @@ class RecordedPages:
             return self._pages[self.served]
         return None
 
-    def next_result(self):
-        """The next result object; RPCError for a recorded error."""
+    def nextResult(self):
+        """
+        The next result object; raise L{RPCError} for a recorded error.
+        """
         page = self._peek()
         if page is None:
             return self._empty()
@@ -63,7 +70,9 @@ class RecordedPages:
         return result
 
     def ledgers(self):
-        """(latest, oldest, latest close time, oldest close time) to report outside getEvents."""
+        """
+        C{(latest, oldest, latest close time, oldest close time)} to report outside getEvents.
+        """
         source = self._last
         if source is None:
             for page in self._pages:

@@ -1,6 +1,7 @@
-"""Deterministic synthetic contract events for the test Stellar RPC server.
+"""
+Deterministic synthetic contract events for the test Stellar RPC server.
 
-Every ledger's events are a pure function of ``(seed, ledger)``: a restarted server, or a second
+Every ledger's events are a pure function of C{(seed, ledger)}: a restarted server, or a second
 one with the same settings, serves byte-identical events. Token events are CAP-67 shaped SAC
 events emitted by the real SAC contract id of each asset on the configured network; a share of
 events are non-token (a counter, an oracle, a contract emitting token look-alike topics, and
@@ -17,7 +18,8 @@ from datetime import datetime, timezone
 
 from stellar_sdk import Asset, Keypair, Network, StrKey, scval
 
-from stellarflow.testing.getevents import FORMAT_JSON, format_id
+from stellarflow import positions
+from stellarflow.testing.getevents import FORMAT_JSON
 
 DEFAULT_PASSPHRASE = Network.TESTNET_NETWORK_PASSPHRASE
 USDC_ISSUER = "GA5ZSEJYB37JRC5AVCIA5MOP4RHTM335X2KGX3IHOJAPP5RE34K4KZVN"
@@ -47,7 +49,9 @@ _ISSUED_ONLY = frozenset(["mint", "burn", "clawback", "set_authorized", "set_adm
 
 
 def rfc3339(timestamp):
-    """Unix seconds -> ``2026-07-21T18:01:10Z`` (Go's time.RFC3339 in UTC)."""
+    """
+    Unix seconds -> C{2026-07-21T18:01:10Z} (Go's C{time.RFC3339} in UTC).
+    """
     return datetime.fromtimestamp(int(timestamp), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -56,7 +60,9 @@ def _digest(*parts):
 
 
 class AssetInfo:
-    """A configured asset: its SEP-11 topic string and SAC contract id on the network."""
+    """
+    A configured asset: its SEP-11 topic string and SAC contract id on the network.
+    """
 
     def __init__(self, name, passphrase):
         self.name = name
@@ -74,7 +80,9 @@ class AssetInfo:
 
 
 class SyntheticEvent:
-    """One event as getEvents would report it; renderings are computed once and cached."""
+    """
+    One event as getEvents would report it; renderings are computed once and cached.
+    """
 
     __slots__ = (
         "ledger", "tx", "op", "index", "key", "id", "type", "contract_id", "tx_hash",
@@ -89,7 +97,7 @@ class SyntheticEvent:
         self.op = op
         self.index = index
         self.key = (ledger, tx, op, index)
-        self.id = format_id(ledger, tx, op, index)
+        self.id = positions.eventId(ledger, tx, op, index)
         self.type = type_
         self.contract_id = contract_id
         self.tx_hash = tx_hash
@@ -115,8 +123,10 @@ class SyntheticEvent:
             self._value_json = self._value.to_json_dict()
         return self._value_json
 
-    def as_dict(self, xdr_format="base64", include_successful=True):
-        """The event object of a getEvents response (field order as the Go server's)."""
+    def asDict(self, xdr_format="base64", include_successful=True):
+        """
+        The event object of a getEvents response (field order as the Go server's).
+        """
         d = {
             "type": self.type,
             "ledger": self.ledger,
@@ -138,11 +148,13 @@ class SyntheticEvent:
         return d
 
     def encoded(self, xdr_format="base64", include_successful=True, dumps=None):
-        """The event as compact JSON bytes, serialised once per format."""
+        """
+        The event as compact JSON bytes (C{dumps} of L{asDict}), serialised once per format.
+        """
         k = (xdr_format, include_successful)
         out = self._encoded.get(k)
         if out is None:
-            out = dumps(self.as_dict(xdr_format, include_successful))
+            out = dumps(self.asDict(xdr_format, include_successful))
             self._encoded[k] = out
         return out
 
@@ -151,14 +163,15 @@ class SyntheticEvent:
 
 
 class TrafficGenerator:
-    """Generates the events of any ledger from a seed.
+    """
+    Generates the events of any ledger from a seed.
 
-    :param events_per_ledger: mean events per ledger; a fractional part ``f`` adds one
-        event to a ledger with probability ``f`` (still deterministic per ledger).
-    :param accounts: G... strkeys taking part; default: ``DEFAULT_ACCOUNTS`` keypairs
-        derived from the seed.
-    :param assets: ``"native"`` / ``"CODE:ISSUER"`` strings.
-    :param kinds: event kind -> relative weight (see ``DEFAULT_KINDS``).
+    @param events_per_ledger: mean events per ledger; a fractional part C{f} adds one event to a
+        ledger with probability C{f} (still deterministic per ledger).
+    @param accounts: G... strkeys taking part; default: L{DEFAULT_ACCOUNTS} keypairs derived
+        from the seed.
+    @param assets: C{"native"} / C{"CODE:ISSUER"} strings.
+    @param kinds: event kind -> relative weight (see L{DEFAULT_KINDS}).
     """
 
     def __init__(self, seed=0, events_per_ledger=3.0, passphrase=DEFAULT_PASSPHRASE,
@@ -220,7 +233,9 @@ class TrafficGenerator:
     # -- ledgers
 
     def events(self, ledger, close_time):
-        """The events of ``ledger`` in id order (``close_time``: the ledger's unix close time)."""
+        """
+        The events of C{ledger} in id order (C{close_time}: the ledger's unix close time).
+        """
         cached = self._cache.get(ledger)
         if cached is not None:
             self._cache.move_to_end(ledger)

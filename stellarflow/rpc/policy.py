@@ -1,0 +1,176 @@
+"""
+The RPC source's failure policy: what a failed poll means (``docs/source.md``, "Failure policy").
+
+L{FailurePolicy.decide} turns a failure into one of three outcomes and logs it; the source
+carries it out: L{Retry} after a delay (capped, jittered backoff, lengthened by a
+``Retry-After``), L{SkipGap} (ledgers fell out of the RPC's retention and C{on_gap} is
+``skip``: record the gap, go on from the oldest kept ledger at once) or L{Stop} (rejected
+parameters, or a gap with C{on_gap} ``stop``: stop polling, loudly, once).
+"""
+
+import attr
+
+from stellarflow.rpc.errors import InvalidParams, LedgerRangeError, RPCClientError
+
+#: The longest wait a C{Retry-After} header can impose, in seconds.
+MAX_RETRY_AFTER = 600.0
+
+
+class DeliveryFailed(Exception):
+    """
+    The pipeline refused a batch (a processor raised); the page is fetched again later.
+
+    @ivar failure: the pipeline's L{Failure}.
+    """
+
+    def __init__(self, failure):
+        Exception.__init__(self, failure.getErrorMessage())
+        self.failure = failure
+
+
+@attr.s(frozen=True)
+class Retry:
+    """
+    Poll again after C{delay} seconds.
+    """
+
+    delay = attr.ib()
+
+
+@attr.s(frozen=True)
+class SkipGap:
+    """
+    Ledgers C{first} to C{last} are lost: poll again at once, from ledger C{last + 1}.
+    """
+
+    first = attr.ib()
+    last = attr.ib()
+
+
+@attr.s(frozen=True)
+class Stop:
+    """
+    Stop polling for good, for C{reason}; C{gap} is the C{(first, last)} range of lost ledgers
+    that caused it, if any.
+    """
+
+    reason = attr.ib()
+    gap = attr.ib(default=None)
+
+
+class FailurePolicy:
+    """
+    Decides, and logs, what a failed poll means.
+
+    @param endpoint: the RPC endpoint as logs may show it (C{scheme://host[:port]}).
+    @param onGap: C{"skip"} or C{"stop"}: what to do about ledgers no longer kept.
+    @param backoff: the source's L{stellarflow.backoff.Backoff}; each retry takes its next delay.
+    @param log: the source's L{Logger}, so that these events carry the source's namespace.
+    """
+
+    def __init__(self, endpoint, onGap, backoff, log):
+        self.endpoint = endpoint
+        self.onGap = onGap
+        self.backoff = backoff
+        self.log = log
+
+    def decide(self, failure, requested, cursor):
+        """
+        The outcome of C{failure}.
+
+        @param requested: the ledger the failed request asked for (its cursor's, else its start
+            ledger), or C{None}.
+        @param cursor: the last delivered cursor, for the log.
+        @return: a L{Retry}, L{SkipGap} or L{Stop}.
+        """
+        error = failure.value
+        if isinstance(error, InvalidParams):
+            return Stop(
+                "the RPC rejected the getEvents parameters (JSON-RPC {}): {}; fix the source "
+                "config (filters, pagination, start_ledger)".format(error.code, error.message)
+            )
+        if isinstance(error, LedgerRangeError):
+            return self._rangeError(error, requested)
+
+        delay = self.backoff.next()
+        if isinstance(error, DeliveryFailed):
+            self.log.failure(
+                "The pipeline failed on a page (cursor {cursor}); fetching it again in {delay:.1f}s",
+                error.failure,
+                cursor=cursor,
+                delay=delay,
+            )
+        elif isinstance(error, RPCClientError):
+            retryAfter = getattr(error, "retryAfter", None)
+            if retryAfter is not None:
+                delay = max(delay, min(retryAfter, MAX_RETRY_AFTER))
+            self.log.warn(
+                "getEvents poll of {endpoint} failed ({kind}: {error}); retrying in {delay:.1f}s "
+                "(attempt {attempt})",
+                endpoint=self.endpoint,
+                kind=error.kind,
+                error=str(error),
+                delay=delay,
+                attempt=self.backoff.failures,
+            )
+        else:
+            self.log.failure(
+                "Unexpected error polling {endpoint}; retrying in {delay:.1f}s",
+                failure,
+                endpoint=self.endpoint,
+                delay=delay,
+            )
+        return Retry(delay)
+
+    def _rangeError(self, error, requested):
+        """
+        ``startLedger must be within the ledger range: A - B``: a gap when the requested ledger
+        is below A; otherwise (ahead of a lagging node, or the window moved) retry.
+        """
+        if requested is not None and requested < error.oldest:
+            first, last = requested, error.oldest - 1
+            if self.onGap == "stop":
+                self.log.critical(
+                    "GAP: ledgers {first}-{last} are no longer kept by {endpoint} (it has "
+                    "{oldest}-{latest}); on_gap is 'stop'",
+                    first=first,
+                    last=last,
+                    endpoint=self.endpoint,
+                    oldest=error.oldest,
+                    latest=error.latest,
+                )
+                return Stop(
+                    "ledgers {}-{} fell out of the RPC's retention (it has {}-{}); set on_gap: "
+                    "skip, or a start_ledger >= {} and remove the checkpoint".format(
+                        first, last, error.oldest, error.latest, error.oldest
+                    ),
+                    gap=(first, last),
+                )
+            self.log.warn(
+                "GAP: ledgers {first}-{last} are no longer kept by {endpoint} (it has "
+                "{oldest}-{latest}); their events are LOST to this pipeline. Continuing from "
+                "ledger {oldest}.",
+                first=first,
+                last=last,
+                endpoint=self.endpoint,
+                oldest=error.oldest,
+                latest=error.latest,
+            )
+            return SkipGap(first, last)
+        delay = self.backoff.next()
+        if requested is not None and requested > error.latest:
+            self.log.warn(
+                "Ledger {requested} is ahead of {endpoint} (latest {latest}); retrying in {delay:.1f}s",
+                requested=requested,
+                endpoint=self.endpoint,
+                latest=error.latest,
+                delay=delay,
+            )
+        else:
+            self.log.warn(
+                "{endpoint} answered {error}; retrying in {delay:.1f}s",
+                endpoint=self.endpoint,
+                error=str(error),
+                delay=delay,
+            )
+        return Retry(delay)
