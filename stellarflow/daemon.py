@@ -9,8 +9,8 @@ from twisted.application.service import MultiService
 from twisted.logger import Logger
 from zope.interface.verify import verifyObject
 
-from stellarflow.checkpoint import FileCheckpointStore, LayeredCheckpointStore
-from stellarflow.interfaces import ICheckpointStore, IConsumer, IEventHistorySource, IProcessor, ISource
+from stellarflow.checkpoint import FileCheckpointStore
+from stellarflow.interfaces import IConsumer, IEventHistorySource, IProcessor, ISource
 from stellarflow.pipeline import ComponentContext, Pipeline
 
 
@@ -113,17 +113,23 @@ def buildPipeline(spec, config, reactor, onFatal=None):
             context = attr.evolve(context, history=consumer.eventHistory())
         built[i] = ("{}[{}]".format(c.type, i), consumer)
     consumers = [built[i] for i in range(len(spec.consumers))]
-    checkpoints = FileCheckpointStore(config.state_dir)
-    durable = next((c for _, c in consumers if ICheckpointStore.providedBy(c)), None)
-    if durable is not None:
-        checkpoints = LayeredCheckpointStore(checkpoints, durable)
+
+    def newSource(label):
+        """
+        Another reader of the same source, for a durable consumer catching up.
+        """
+        fresh = spec.source.factory.fromConfig(spec.source.config, attr.evolve(context, pipeline=label))
+        verifyObject(ISource, fresh)
+        return fresh
+
     return Pipeline(
         spec.name,
         source,
         processors,
         consumers,
-        checkpoints,
+        FileCheckpointStore(config.state_dir),
         reactor,
         maxInFlight=spec.max_in_flight,
         onFatal=onFatal,
+        newSource=newSource,
     )

@@ -155,6 +155,8 @@ class DocumentedMetricsTests(TestCase):
         self.addCleanup(daemon.stopService)
         pipeline = daemon.pipelines[0]
         yield until(lambda: pipeline.committed is not None and pipeline.delivered > 0, timeout=20)
+        postgres = pipeline.consumers[1][1]
+        yield until(lambda: postgres.inserted > 0, timeout=20)
         admin = [s for s in daemon if s not in daemon.pipelines][0]
         treq = httpClient(self)
         response = yield treq.get("http://127.0.0.1:{}/metrics".format(admin.listening.getHost().port))

@@ -39,6 +39,7 @@ from txpostgres import txpostgres
 from zope.interface import implementer, provider
 
 from stellarflow.backoff import Backoff
+from stellarflow.checkpoint import Checkpoint
 from stellarflow.interfaces import ICheckpointStore, IComponentFactory, IConsumer, IEventHistorySource
 from stellarflow.postgres import dsn as dsnlib
 from stellarflow.postgres import rows as rowlib
@@ -779,12 +780,13 @@ class SaveToPostgreSQL:
         yield cursor.execute("SELECT cursor FROM {} WHERE pipeline = %s".format(self.names.checkpoints), (pipeline,))
         return cursor.fetchall()
 
-    def save(self, pipeline, cursor):
+    def save(self, pipeline, checkpoint):
         """
-        Record C{cursor}; a no-op when it was written together with its events.  Fails at once
-        (the pipeline logs it) when the database is unreachable: the cursor is also written by
-        the next flush.
+        Record C{checkpoint}'s cursor; a no-op when it was written together with its events.
+        Fails at once (the pipeline logs it) when the database is unreachable: the cursor is
+        also written by the next flush.
         """
+        cursor = Checkpoint.of(checkpoint).cursor
         if pipeline == self.pipeline and cursor in self._written:
             return succeed(None)
         return self._run(self._upsertCheckpoint, pipeline, cursor)

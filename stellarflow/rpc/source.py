@@ -22,6 +22,7 @@ from zope.interface import implementer, provider
 from stellarflow import positions
 from stellarflow.backoff import Backoff
 from stellarflow.batch import Batch
+from stellarflow.checkpoint import Checkpoint
 from stellarflow.events.network import networkPassphrase, passphraseProblem
 from stellarflow.interfaces import IComponentFactory, ISource
 from stellarflow.rpc.client import (
@@ -388,6 +389,7 @@ class RPCSourceAdapter:
         self._ended = ended = Deferred()
         self.polling = True
         if checkpoint is not None:
+            checkpoint = Checkpoint.of(checkpoint).cursor
             if positions.split(checkpoint) is None:
                 self._fatal(
                     "the checkpoint {!r} is not a getEvents cursor; remove the checkpoint file "
@@ -520,6 +522,8 @@ class RPCSourceAdapter:
             self.log.info("Starting at the RPC's latest ledger {ledger}", ledger=self._startLedger)
 
         previous = self.cursor
+        if previous is None and self._startLedger is not None:
+            previous = positions.ledgerStart(self._startLedger)
         page = yield self._rpc(self.client.getEvents(self._params()))
         if self._stopping:
             return None
@@ -539,7 +543,7 @@ class RPCSourceAdapter:
         )
 
         if items or (cursor is not None and cursor != previous):
-            batch = Batch(items=items, cursor=cursor, latest_ledger=self.latest_ledger)
+            batch = Batch(items=items, cursor=cursor, previous=previous, latest_ledger=self.latest_ledger)
             self._stage = "delivering"
             try:
                 yield maybeDeferred(self._deliver, batch)
