@@ -10,7 +10,7 @@ from twisted.logger import Logger
 from zope.interface.verify import verifyObject
 
 from stellarflow.checkpoint import FileCheckpointStore
-from stellarflow.interfaces import IConsumer, IEventHistorySource, IProcessor, ISource
+from stellarflow.interfaces import IConsumer, IEventHistorySource, IProcessor, ISource, IStatsProvider
 from stellarflow.pipeline import ComponentContext, Pipeline
 
 
@@ -32,7 +32,7 @@ class Daemon(MultiService):
         self._stop = stop
         self.pipelines = []
         for spec in config.pipelines:
-            pipeline = buildPipeline(spec, config, reactor, self._fatal)
+            pipeline = buildPipeline(spec, config, reactor, self.fatal)
             pipeline.onFinished = self._pipelineFinished
             pipeline.setServiceParent(self)
             self.pipelines.append(pipeline)
@@ -75,7 +75,10 @@ class Daemon(MultiService):
             if self._stop is not None:
                 self._stop()
 
-    def _fatal(self, failure):
+    def fatal(self, failure):
+        """
+        A pipeline or the admin endpoint cannot start: stop the daemon with status 1.
+        """
         self.exitCode = 1
         if self._stop is not None:
             self._stop()
@@ -113,6 +116,9 @@ def buildPipeline(spec, config, reactor, onFatal=None):
             context = attr.evolve(context, history=consumer.eventHistory())
         built[i] = ("{}[{}]".format(c.type, i), consumer)
     consumers = [built[i] for i in range(len(spec.consumers))]
+    for component in [source] + processors + [c for _, c in consumers]:
+        if IStatsProvider.providedBy(component):
+            verifyObject(IStatsProvider, component)
 
     def newSource(label):
         """

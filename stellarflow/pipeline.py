@@ -109,6 +109,7 @@ class Pipeline(Service):
         self.originKnown = False
         self._originWaiters = []
         self.checkpointErrors = 0
+        self.checkpointFailure = None
         self._recent = deque()
         self._recentStart = None
         self._sourceStarted = False
@@ -378,9 +379,11 @@ class Pipeline(Service):
 
         def saved(_):
             self.committed = checkpoint.cursor
+            self.checkpointFailure = None
 
         def failed(f):
             self.checkpointErrors += 1
+            self.checkpointFailure = f.getErrorMessage()
             self.log.failure(
                 "Pipeline {pipeline} could not save checkpoint {cursor}", f, pipeline=self.name, cursor=checkpoint.cursor
             )

@@ -40,7 +40,7 @@ from zope.interface import implementer, provider
 
 from stellarflow.backoff import Backoff
 from stellarflow.checkpoint import Checkpoint
-from stellarflow.interfaces import ICheckpointStore, IComponentFactory, IConsumer, IEventHistorySource
+from stellarflow.interfaces import ICheckpointStore, IComponentFactory, IConsumer, IEventHistorySource, IStatsProvider
 from stellarflow.postgres import dsn as dsnlib
 from stellarflow.postgres import rows as rowlib
 from stellarflow.postgres.schema import TableNames, migrate
@@ -126,7 +126,7 @@ class _Entry:
 
 
 @provider(IComponentFactory)
-@implementer(IConsumer, ICheckpointStore, IEventHistorySource)
+@implementer(IConsumer, ICheckpointStore, IEventHistorySource, IStatsProvider)
 class SaveToPostgreSQL:
     """
     Writes event messages to PostgreSQL and keeps the pipeline's checkpoint there.

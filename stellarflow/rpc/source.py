@@ -24,7 +24,7 @@ from stellarflow.backoff import Backoff
 from stellarflow.batch import Batch
 from stellarflow.checkpoint import Checkpoint
 from stellarflow.events.network import networkPassphrase, passphraseProblem
-from stellarflow.interfaces import IComponentFactory, ISource
+from stellarflow.interfaces import IComponentFactory, ISource, IStatsProvider
 from stellarflow.rpc.client import (
     InvalidParams,
     LedgerRangeError,
@@ -245,7 +245,7 @@ class DeliveryFailed(Exception):
 
 
 @provider(IComponentFactory)
-@implementer(ISource)
+@implementer(ISource, IStatsProvider)
 class RPCSourceAdapter:
     """
     Polls ``getEvents`` and delivers one L{Batch} per page.

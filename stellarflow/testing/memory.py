@@ -11,12 +11,12 @@ from zope.interface import implementer, provider
 
 from stellarflow.batch import Batch
 from stellarflow.checkpoint import Checkpoint
-from stellarflow.interfaces import ICheckpointStore, IComponentFactory, IConsumer, ISource
+from stellarflow.interfaces import ICheckpointStore, IComponentFactory, IConsumer, ISource, IStatsProvider
 from stellarflow.schema import Boolean, Field, Integer, Number, Schema, String
 
 
 @provider(IComponentFactory)
-@implementer(ISource)
+@implementer(ISource, IStatsProvider)
 class MemorySource:
     """
     Emits batches handed to L{emit}, or, when configured with C{count}, generates C{count}
@@ -126,7 +126,7 @@ def itemId(n):
 
 
 @provider(IComponentFactory)
-@implementer(IConsumer)
+@implementer(IConsumer, IStatsProvider)
 class MemoryConsumer:
     """
     Keeps every batch it receives; optionally appends each message as a JSON line to C{path}.
