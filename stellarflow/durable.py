@@ -30,7 +30,6 @@ from twisted.logger import Logger
 
 from stellarflow.checkpoint import Checkpoint
 from stellarflow.lanes import ConsumerLane
-from stellarflow.message import sealAll
 from stellarflow.positions import ledgerOf, split
 
 WAITING, CATCHING_UP, ATTACHED = "waiting", "catching_up", "attached"
@@ -379,7 +378,15 @@ class CatchUp:
     def _deliver(self, batch):
         if self.stopped:
             return Deferred()  # never: the source is being stopped
-        batch.messages = sealAll(self.pipeline.process(batch.items))
+        messages = self.pipeline.process(batch.items)
+        if isinstance(messages, Deferred):
+            return messages.addCallback(self._processed, batch)
+        return self._processed(messages, batch)
+
+    def _processed(self, messages, batch):
+        if self.stopped:
+            return Deferred()
+        batch.messages = messages
         self.lane.submit(batch)
         if batch.cursor is not None:
             self.last = batch.cursor

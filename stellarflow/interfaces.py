@@ -102,8 +102,10 @@ class IProcessor(Interface):
 
     def process(items):
         """
-        Return a list of messages for C{items} (a list), keeping order.  Must not raise for one
-        bad item: represent it (e.g. with a ``decode_error`` field) instead of dropping it.
+        Return a list of messages for C{items} (a list), keeping order, or a Deferred firing
+        with that list when the work is done elsewhere (ledgers are decoded in worker
+        processes, never on the reactor thread); the source waits for it.  Must not raise for
+        one bad item: represent it (e.g. with a ``decode_error`` field) instead of dropping it.
         """
 
 

@@ -47,6 +47,23 @@ class ComponentContext:
     history = attr.ib(default=None)
 
 
+def runProcessors(processors, items):
+    """
+    C{items} through C{processors} in turn, then sealed (L{stellarflow.message.sealAll}): a
+    list, or a Deferred firing with it once a processor that returned a Deferred is done.
+    """
+    messages = items
+    for i, processor in enumerate(processors):
+        messages = processor.process(messages)
+        if isinstance(messages, Deferred):
+            return messages.addCallback(_runRest, processors[i + 1 :])
+    return sealAll(messages)
+
+
+def _runRest(messages, processors):
+    return runProcessors(processors, messages)
+
+
 @implementer(IStatsProvider)
 class Pipeline(Service):
     """
@@ -239,12 +256,10 @@ class Pipeline(Service):
 
     def process(self, items):
         """
-        The messages of C{items}, through every processor.
+        The sealed messages of C{items}, through every processor: a list, or a Deferred firing
+        with it when a processor works elsewhere (worker processes).
         """
-        messages = items
-        for processor in self.processors:
-            messages = processor.process(messages)
-        return messages
+        return runProcessors(self.processors, items)
 
     def _deliver(self, batch):
         """
@@ -252,7 +267,13 @@ class Pipeline(Service):
         when the source may produce the next one.  A processor exception fails it (the source
         retries the page).
         """
-        batch.messages = messages = sealAll(self.process(batch.items))
+        messages = self.process(batch.items)
+        if isinstance(messages, Deferred):
+            return messages.addCallback(self._processed, batch)
+        return self._processed(messages, batch)
+
+    def _processed(self, messages, batch):
+        batch.messages = messages
         self._sequence += 1
         batch.sequence = self._sequence
         self.delivered += len(messages)

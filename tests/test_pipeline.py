@@ -420,3 +420,49 @@ class FinishTests(SynchronousTestCase):
         pipeline.startService()
         self.assertEqual(pipeline.finished, "failed")
         self.flushLoggedErrors(ValueError)
+
+
+@implementer(IProcessor)
+class Later:
+    """
+    Works elsewhere: each call returns a Deferred the test fires.
+    """
+
+    def __init__(self):
+        self.calls = []
+
+    def process(self, items):
+        d = Deferred()
+        self.calls.append((items, d))
+        return d
+
+
+class AsyncProcessorTests(SynchronousTestCase):
+    def test_sourceWaitsForTheProcessor(self):
+        """
+        A processor that returns a Deferred holds the batch (and the source) until it fires;
+        later processors run on its result; consumers get sealed messages in order.
+        """
+        later = Later()
+        h = Harness(consumers=1, processors=[later, Doubler()])
+        h.pipeline.startService()
+        ready = h.source.emit(items(1, 3), cursor=itemId(2))
+        self.assertNoResult(ready)
+        self.assertEqual(h.consumers[0].batches, [])
+        batch, d = later.calls[0]
+        d.callback([dict(i, later=True) for i in batch])
+        self.successResultOf(ready)
+        messages = h.consumers[0].messages
+        self.assertEqual([(m["n"], m["doubled"], m["later"]) for m in messages], [(1, 2, True), (2, 4, True)])
+        self.assertEqual(messages[0].json, b'{"id":"0000000000000000001-0000000000","n":1,"later":true,"doubled":2}')
+        self.assertEqual(h.store.saved, [itemId(2)])
+
+    def test_failureFailsTheDelivery(self):
+        later = Later()
+        h = Harness(consumers=1, processors=[later])
+        h.pipeline.startService()
+        ready = h.source.emit(items(1, 2), cursor=itemId(1))
+        later.calls[0][1].errback(RuntimeError("worker died"))
+        self.failureResultOf(ready, RuntimeError)
+        self.assertEqual(h.consumers[0].batches, [])
+        self.assertEqual(h.store.saved, [])
