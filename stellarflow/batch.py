@@ -13,6 +13,8 @@ class Batch:
     @ivar items: raw items from the source (for the RPC source: getEvents event objects).
     @ivar cursor: the source position after this batch, checkpointed once every consumer
         acknowledged it; C{None} when the batch carries no new position.
+    @ivar previous: the source position just before this batch (the cursor it continues
+        from), or C{None} when the source does not know it.
     @ivar messages: what the processors produced from C{items} (set by the pipeline).
     @ivar latest_ledger: the newest ledger the source knows of when the batch was read.
     @ivar sequence: position of the batch in its pipeline run (set by the pipeline).
@@ -20,6 +22,7 @@ class Batch:
 
     items = attr.ib()
     cursor = attr.ib(default=None)
+    previous = attr.ib(default=None)
     messages = attr.ib(default=None)
     latest_ledger = attr.ib(default=None)
     sequence = attr.ib(default=None)

@@ -1,20 +1,58 @@
 """
-The default checkpoint store: one small file per pipeline, replaced atomically.
+Checkpoints: where a pipeline's live flow got to, and the network it got there on.
+
+The live flow's checkpoint is one small file per pipeline, replaced atomically, holding the
+cursor, the ledger it lies in and the network passphrase of the source that produced it, so
+that a checkpoint taken on one network (or on a node that has since been reset, as testnet is
+every few months) is recognised as foreign instead of being followed blindly.  Durable
+consumers (PostgreSQL) keep their own checkpoint with their data (see L{stellarflow.durable}).
 """
 
 import json
 import os
 
-from twisted.internet.defer import DeferredList, maybeDeferred, succeed
+import attr
+from twisted.internet.defer import maybeDeferred, succeed
 from zope.interface import implementer
 
+from stellarflow import positions
 from stellarflow.interfaces import ICheckpointStore
+
+
+@attr.s(frozen=True, slots=True)
+class Checkpoint:
+    """
+    A saved position.
+
+    @ivar cursor: the source's cursor (for the RPC source, an event id or getEvents cursor).
+    @ivar network: the network passphrase of the source that produced it, or C{None} when
+        unknown (a checkpoint written by an older version, or by a store that keeps no network).
+    """
+
+    cursor = attr.ib()
+    network = attr.ib(default=None)
+
+    @property
+    def ledger(self):
+        """The ledger the cursor lies in, when it is a position; else C{None}."""
+        return positions.ledgerOf(self.cursor)
+
+    @classmethod
+    def of(cls, value):
+        """
+        C{value} as a L{Checkpoint}: one already, a bare cursor (stores that keep only the
+        cursor, such as PostgreSQL's), or C{None}.
+        """
+        if value is None or isinstance(value, cls):
+            return value
+        return cls(cursor=value)
 
 
 @implementer(ICheckpointStore)
 class FileCheckpointStore:
     """
-    Keeps C{<directory>/<pipeline>.checkpoint.json} holding C{{"cursor": ...}}.
+    Keeps C{<directory>/<pipeline>.checkpoint.json}: C{{"pipeline", "cursor", "ledger",
+    "network"}}.
 
     Writes go to a temporary file that is fsync'ed and renamed over the old one, so a crash
     leaves either the old or the new checkpoint, never a torn file.
@@ -23,7 +61,10 @@ class FileCheckpointStore:
     def __init__(self, directory):
         self.directory = directory
 
-    def _path(self, pipeline):
+    def path(self, pipeline):
+        """
+        The file holding C{pipeline}'s checkpoint (remove it to start that pipeline afresh).
+        """
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in pipeline)
         return os.path.join(self.directory, safe + ".checkpoint.json")
 
@@ -32,23 +73,41 @@ class FileCheckpointStore:
 
     def _load(self, pipeline):
         try:
-            with open(self._path(pipeline), encoding="utf-8") as f:
-                return json.load(f).get("cursor")
+            with open(self.path(pipeline), encoding="utf-8") as f:
+                data = json.load(f)
         except FileNotFoundError:
             return None
+        if data.get("cursor") is None:
+            return None
+        return Checkpoint(cursor=data["cursor"], network=data.get("network"))
 
-    def save(self, pipeline, cursor):
-        return maybeDeferred(self._save, pipeline, cursor)
+    def save(self, pipeline, checkpoint):
+        return maybeDeferred(self._save, pipeline, Checkpoint.of(checkpoint))
 
-    def _save(self, pipeline, cursor):
+    def _save(self, pipeline, checkpoint):
         os.makedirs(self.directory, exist_ok=True)
-        path = self._path(pipeline)
+        path = self.path(pipeline)
         tmp = path + ".tmp"
+        record = {
+            "pipeline": pipeline,
+            "cursor": checkpoint.cursor,
+            "ledger": checkpoint.ledger,
+            "network": checkpoint.network,
+        }
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"pipeline": pipeline, "cursor": cursor}, f)
+            json.dump(record, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+
+    def reset(self, pipeline):
+        """
+        Forget C{pipeline}'s checkpoint (it starts where its source is configured to start).
+        """
+        try:
+            os.remove(self.path(pipeline))
+        except FileNotFoundError:
+            pass
 
 
 @implementer(ICheckpointStore)
@@ -60,46 +119,5 @@ class NullCheckpointStore:
     def load(self, pipeline):
         return succeed(None)
 
-    def save(self, pipeline, cursor):
+    def save(self, pipeline, checkpoint):
         return succeed(None)
-
-
-@implementer(ICheckpointStore)
-class LayeredCheckpointStore:
-    """
-    The local state file in front of a consumer's durable store (PostgreSQL).
-
-    Saves go to both.  Loading prefers the local file: it is written only after every consumer
-    acknowledged, so it is never ahead of the durable store, and starting from it can only
-    redeliver batches the durable consumer already holds (it ignores duplicates).  This lets a
-    pipeline start while its database is down.  Without a local file (a fresh container, say)
-    the durable store is asked, and the pipeline waits for it.
-    """
-
-    def __init__(self, local, durable):
-        self.local = local
-        self.durable = durable
-
-    def load(self, pipeline):
-        d = self.local.load(pipeline)
-
-        def fallback(cursor):
-            if cursor is not None:
-                return cursor
-            return self.durable.load(pipeline)
-
-        return d.addCallback(fallback)
-
-    def save(self, pipeline, cursor):
-        results = DeferredList(
-            [maybeDeferred(self.durable.save, pipeline, cursor), maybeDeferred(self.local.save, pipeline, cursor)],
-            consumeErrors=True,
-        )
-
-        def check(outcomes):
-            for ok, result in outcomes:
-                if not ok:
-                    return result
-            return None
-
-        return results.addCallback(check)

@@ -9,8 +9,8 @@ from twisted.application.service import MultiService
 from twisted.logger import Logger
 from zope.interface.verify import verifyObject
 
-from stellarflow.checkpoint import FileCheckpointStore, LayeredCheckpointStore
-from stellarflow.interfaces import ICheckpointStore, IConsumer, IEventHistorySource, IProcessor, ISource
+from stellarflow.checkpoint import FileCheckpointStore
+from stellarflow.interfaces import IConsumer, IEventHistorySource, IProcessor, ISource, IStatsProvider
 from stellarflow.pipeline import ComponentContext, Pipeline
 
 
@@ -32,7 +32,7 @@ class Daemon(MultiService):
         self._stop = stop
         self.pipelines = []
         for spec in config.pipelines:
-            pipeline = buildPipeline(spec, config, reactor, self._fatal)
+            pipeline = buildPipeline(spec, config, reactor, self.fatal)
             pipeline.onFinished = self._pipelineFinished
             pipeline.setServiceParent(self)
             self.pipelines.append(pipeline)
@@ -75,7 +75,10 @@ class Daemon(MultiService):
             if self._stop is not None:
                 self._stop()
 
-    def _fatal(self, failure):
+    def fatal(self, failure):
+        """
+        A pipeline or the admin endpoint cannot start: stop the daemon with status 1.
+        """
         self.exitCode = 1
         if self._stop is not None:
             self._stop()
@@ -113,17 +116,26 @@ def buildPipeline(spec, config, reactor, onFatal=None):
             context = attr.evolve(context, history=consumer.eventHistory())
         built[i] = ("{}[{}]".format(c.type, i), consumer)
     consumers = [built[i] for i in range(len(spec.consumers))]
-    checkpoints = FileCheckpointStore(config.state_dir)
-    durable = next((c for _, c in consumers if ICheckpointStore.providedBy(c)), None)
-    if durable is not None:
-        checkpoints = LayeredCheckpointStore(checkpoints, durable)
+    for component in [source] + processors + [c for _, c in consumers]:
+        if IStatsProvider.providedBy(component):
+            verifyObject(IStatsProvider, component)
+
+    def newSource(label):
+        """
+        Another reader of the same source, for a durable consumer catching up.
+        """
+        fresh = spec.source.factory.fromConfig(spec.source.config, attr.evolve(context, pipeline=label))
+        verifyObject(ISource, fresh)
+        return fresh
+
     return Pipeline(
         spec.name,
         source,
         processors,
         consumers,
-        checkpoints,
+        FileCheckpointStore(config.state_dir),
         reactor,
         maxInFlight=spec.max_in_flight,
         onFatal=onFatal,
+        newSource=newSource,
     )

@@ -12,15 +12,20 @@ A pipeline is ``source -> processors -> consumers``:
 3. Every consumer of the pipeline receives every message, batch by batch, in order.
    ``consume(batch)`` returns a Deferred that fires once the consumer has safely handled the
    batch (a database: committed; a WebSocket server: handed to its clients' queues).
-4. The pipeline checkpoints the batch's ``cursor`` only after every consumer acknowledged it and
-   every earlier batch, so a crash redelivers at most the unacknowledged batches.
-5. The pipeline holds at most ``max_in_flight`` unacknowledged batches per consumer; while a
-   consumer is at that limit the source's ``deliver`` Deferred does not fire (backpressure).
+4. The pipeline checkpoints the batch's ``cursor`` (the live flow's state file) only after every
+   consumer of the live flow acknowledged it and every earlier batch, so a crash redelivers at
+   most the unacknowledged batches.
+5. The pipeline holds at most ``max_in_flight`` unacknowledged batches per consumer.  While a
+   live consumer (WebSocket) is at that limit the source's ``deliver`` Deferred does not fire
+   (backpressure).  A durable consumer (one that keeps its own checkpoint: an
+   L{ICheckpointStore}) at that limit is instead detached from the live flow and catches up on
+   its own from its own position, then rejoins (L{stellarflow.durable}): a database never holds
+   up the live stream, and nothing is dropped for it.
 6. A consumer whose ``consume`` fails is logged; the pipeline retries that batch for that consumer
    with backoff (consumers must therefore be idempotent per message ``id``).  A failing consumer
-   never stops other consumers or other pipelines, although its backpressure eventually pauses
-   its own pipeline's source: data is held, never dropped, unless the consumer itself documents
-   a drop policy (the WebSocket consumer drops for slow clients, never for the pipeline).
+   never stops other consumers or other pipelines.  Data is held or read again, never dropped,
+   unless the consumer itself documents a drop policy (the WebSocket consumer drops for slow
+   clients, never for the pipeline).
 """
 
 from zope.interface import Attribute, Interface
@@ -62,6 +67,11 @@ class ISource(Interface):
     Produces batches of raw items for one pipeline.
     """
 
+    network = Attribute(
+        "The network passphrase the source follows, as far as it knows (C{None} when it does not): "
+        "recorded with each checkpoint, so that a checkpoint from another network is recognised."
+    )
+
     def start(deliver, checkpoint):
         """
         Begin producing.
@@ -69,7 +79,9 @@ class ISource(Interface):
         @param deliver: a callable taking a L{stellarflow.batch.Batch} and returning a Deferred
             that fires when the source may produce the next batch.  Never call it again before
             that Deferred fired.
-        @param checkpoint: the last committed cursor (a string) or C{None} to start fresh.
+        @param checkpoint: the last committed L{stellarflow.checkpoint.Checkpoint} (its
+            C{cursor} and the C{network} it was taken on, C{None} when unknown), or C{None} to
+            start where the source is configured to start.
         @return: a Deferred that fires with C{None} once the source has delivered everything
             it ever will (a backfill reached its end), or fails with the reason it cannot go on
             (rejected parameters, an unusable checkpoint); it fires with C{None} when L{stop}
@@ -90,8 +102,10 @@ class IProcessor(Interface):
 
     def process(items):
         """
-        Return a list of messages for C{items} (a list), keeping order.  Must not raise for one
-        bad item: represent it (e.g. with a ``decode_error`` field) instead of dropping it.
+        Return a list of messages for C{items} (a list), keeping order, or a Deferred firing
+        with that list when the work is done elsewhere (ledgers are decoded in worker
+        processes, never on the reactor thread); the source waits for it.  Must not raise for
+        one bad item: represent it (e.g. with a ``decode_error`` field) instead of dropping it.
         """
 
 
@@ -121,20 +135,25 @@ class IConsumer(Interface):
 
 class ICheckpointStore(Interface):
     """
-    Where a pipeline's progress (the source cursor) is kept between runs.
+    Where progress (the source cursor) is kept between runs.
 
-    A consumer that can store the checkpoint atomically with its data (PostgreSQL) also provides
-    this interface; the pipeline then prefers it over the default state file.
+    The live flow's checkpoint is the state file.  A consumer that stores its checkpoint
+    atomically with its data (PostgreSQL) also provides this interface: it is then a I{durable}
+    consumer with a position of its own, which the pipeline reads with C{load} to rejoin the
+    live flow from there, or to catch up from there on its own (L{stellarflow.durable}).  Such a
+    consumer writes its checkpoint itself, with each batch's data.
     """
 
     def load(pipeline):
         """
-        Return a Deferred firing with the last saved cursor for C{pipeline}, or C{None}.
+        Return a Deferred firing with the last saved checkpoint for C{pipeline} (a
+        L{stellarflow.checkpoint.Checkpoint}, or a bare cursor string), or C{None}.
         """
 
-    def save(pipeline, cursor):
+    def save(pipeline, checkpoint):
         """
-        Durably record C{cursor} for C{pipeline}.  Returns a Deferred.
+        Durably record C{checkpoint} (a L{stellarflow.checkpoint.Checkpoint}) for
+        C{pipeline}.  Returns a Deferred.
         """
 
 

@@ -1,7 +1,12 @@
 """
 One pipeline as a service: source -> processors -> consumers, with acknowledgements,
 backpressure and checkpoints (the delivery contract of L{stellarflow.interfaces}).
+
+The live flow moves at the pace of its live consumers; durable consumers keep their own
+position and catch up on their own when they fall behind (L{stellarflow.durable}).
 """
+
+from collections import deque
 
 import attr
 from twisted.application.service import Service
@@ -14,8 +19,11 @@ from twisted.internet.defer import (
     succeed,
 )
 from twisted.logger import Logger
+from zope.interface import implementer
 
-from stellarflow.backoff import Backoff
+from stellarflow.checkpoint import Checkpoint
+from stellarflow.durable import DurableMember, LiveMember
+from stellarflow.interfaces import ICheckpointStore, IStatsProvider
 from stellarflow.message import sealAll
 
 
@@ -39,84 +47,41 @@ class ComponentContext:
     history = attr.ib(default=None)
 
 
-class ConsumerLane:
+def runProcessors(processors, items):
     """
-    Delivers batches to one consumer, keeping their order, retrying failures with backoff.
+    C{items} through C{processors} in turn, then sealed (L{stellarflow.message.sealAll}): a
+    list, or a Deferred firing with it once a processor that returned a Deferred is done.
     """
-
-    log = Logger()
-
-    def __init__(self, consumer, name, clock, onAck, backoff=None):
-        self.consumer = consumer
-        self.name = name
-        self.clock = clock
-        self.onAck = onAck
-        self.backoff = backoff or Backoff(initial=1.0, maximum=30.0)
-        self.outstanding = {}
-        self._retries = {}
-        self._drainWaiters = []
-        self.stopping = False
-
-    def submit(self, batch):
-        self.outstanding[batch.sequence] = batch
-        self._attempt(batch)
-
-    def _attempt(self, batch):
-        self._retries.pop(batch.sequence, None)
-        d = maybeDeferred(self.consumer.consume, batch)
-        d.addCallbacks(self._succeeded, self._failed, callbackArgs=(batch,), errbackArgs=(batch,))
-
-    def _succeeded(self, _, batch):
-        self.backoff.reset()
-        self.outstanding.pop(batch.sequence, None)
-        self.onAck(self, batch)
-        if not self.outstanding:
-            waiters, self._drainWaiters = self._drainWaiters, []
-            for d in waiters:
-                d.callback(None)
-
-    def _failed(self, failure, batch):
-        delay = self.backoff.next()
-        self.log.failure(
-            "Consumer {consumer} failed on batch {sequence}; retrying in {delay:.1f}s",
-            failure,
-            consumer=self.name,
-            sequence=batch.sequence,
-            delay=delay,
-        )
-        if self.stopping:
-            return
-        self._retries[batch.sequence] = self.clock.callLater(delay, self._attempt, batch)
-
-    def drained(self):
-        """
-        A Deferred firing once no batch is outstanding.
-        """
-        if not self.outstanding:
-            return succeed(None)
-        d = Deferred()
-        self._drainWaiters.append(d)
-        return d
-
-    def stop(self):
-        """
-        Stop retrying: what is still outstanding will be redelivered on the next start.
-        """
-        self.stopping = True
-        for call in self._retries.values():
-            if call.active():
-                call.cancel()
-        self._retries.clear()
+    messages = items
+    for i, processor in enumerate(processors):
+        messages = processor.process(messages)
+        if isinstance(messages, Deferred):
+            return messages.addCallback(_runRest, processors[i + 1 :])
+    return sealAll(messages)
 
 
+def _runRest(messages, processors):
+    return runProcessors(processors, messages)
+
+
+@implementer(IStatsProvider)
 class Pipeline(Service):
     """
     Runs one source into its processors and consumers.
 
-    @param consumers: a list of C{(name, consumer)} pairs.
-    @param checkpoints: an L{ICheckpointStore}.
+    @param consumers: a list of C{(name, consumer)} pairs.  Those that provide
+        L{ICheckpointStore} are durable: they keep their own position and, when
+        C{newSource} is given, never hold up the live flow (L{stellarflow.durable}).
+    @param checkpoints: the L{ICheckpointStore} of the live flow (the state file).
+    @param newSource: a callable taking a label and returning a fresh, unstarted source of
+        the same kind and config, for durable consumers catching up; without it durable
+        consumers stay in the live flow and their backpressure pauses it.
     @param onFatal: called with a Failure when the pipeline cannot start (a consumer could not
         listen, say); the daemon uses it to stop with an error.
+
+    @ivar lastCursor: the newest cursor the live flow delivered (or started from).
+    @ivar origin: where the live flow started this run: its checkpoint, or the position just
+        before its first batch; C{None} until known.
     """
 
     log = Logger()
@@ -132,6 +97,7 @@ class Pipeline(Service):
         maxInFlight=8,
         shutdownTimeout=30.0,
         onFatal=None,
+        newSource=None,
     ):
         self.setName(name)
         self.source = source
@@ -142,14 +108,27 @@ class Pipeline(Service):
         self.maxInFlight = maxInFlight
         self.shutdownTimeout = shutdownTimeout
         self.onFatal = onFatal
-        self.lanes = [ConsumerLane(c, n, clock, self._acked) for n, c in self.consumers]
+        self.newSource = newSource
+        self.members = [
+            DurableMember(self, n, c) if newSource is not None and ICheckpointStore.providedBy(c) else LiveMember(self, n, c)
+            for n, c in self.consumers
+        ]
         self._sequence = 0
         self._pending = {}
         self._readyWaiter = None
+        self._offering = False
         self._saving = None
-        self._nextCursor = None
+        self._nextCheckpoint = None
         self.committed = None
         self.delivered = 0
+        self.lastCursor = None
+        self.origin = None
+        self.originKnown = False
+        self._originWaiters = []
+        self.checkpointErrors = 0
+        self.checkpointFailure = None
+        self._recent = deque()
+        self._recentStart = None
         self._sourceStarted = False
         self._started = None
         self.finished = None
@@ -172,22 +151,26 @@ class Pipeline(Service):
             if not ok:
                 result.value.consumerName = name
                 result.raiseException()
-        cursor = yield self.checkpoints.load(self.name)
-        self.committed = cursor
+        checkpoint = Checkpoint.of((yield self.checkpoints.load(self.name)))
+        if checkpoint is not None:
+            self.committed = self.lastCursor = self.origin = self._recentStart = checkpoint.cursor
+            self.originKnown = True
         self.log.info(
             "Pipeline {pipeline} starting from {where}",
             pipeline=self.name,
-            where="checkpoint {}".format(cursor) if cursor else "the source's configured start",
+            where="checkpoint {}".format(checkpoint.cursor) if checkpoint else "the source's configured start",
         )
         if not self.running:
             return
         self._sourceStarted = True
         try:
-            ended = self.source.start(self._deliver, cursor)
+            ended = self.source.start(self._deliver, checkpoint)
         except Exception:
             ended = fail()
         if isinstance(ended, Deferred):
             ended.addCallbacks(self._sourceComplete, self._sourceFailed)
+        for member in self.members:
+            member.begin()
 
     def _startFailed(self, failure):
         consumer = getattr(failure.value, "consumerName", None)
@@ -203,11 +186,11 @@ class Pipeline(Service):
     def _sourceComplete(self, _):
         """
         The source has delivered everything it will (a backfill reached its end): once every
-        consumer has acknowledged, the pipeline is finished.
+        consumer has it (durable ones caught up), the pipeline is finished.
         """
         if not self.running:
             return  # stopped: the source's Deferred fired because of stop()
-        d = DeferredList([lane.drained() for lane in self.lanes])
+        d = DeferredList([member.settled() for member in self.members])
 
         def done(_):
             self.log.info("Pipeline {pipeline} complete at checkpoint {cursor}", pipeline=self.name, cursor=self.committed)
@@ -237,7 +220,12 @@ class Pipeline(Service):
     def _stop(self):
         if self._sourceStarted:
             yield maybeDeferred(self.source.stop)
-        drained = DeferredList([lane.drained() for lane in self.lanes], consumeErrors=True)
+        stops = []
+        for member in self.members:
+            if member.durable:
+                stops.extend(member.stop())
+        yield DeferredList(stops, consumeErrors=True)
+        drained = DeferredList([member.drained() for member in self.members], consumeErrors=True)
         timer = self.clock.callLater(self.shutdownTimeout, drained.cancel)
         try:
             yield drained
@@ -245,7 +233,7 @@ class Pipeline(Service):
             pass
         if timer.active():
             timer.cancel()
-        unacked = sum(len(lane.outstanding) for lane in self.lanes)
+        unacked = sum(len(member.lane) for member in self.members)
         if unacked:
             self.log.warn(
                 "Pipeline {pipeline} stopping with {count} unacknowledged batch(es); "
@@ -253,8 +241,9 @@ class Pipeline(Service):
                 pipeline=self.name,
                 count=unacked,
             )
-        for lane in self.lanes:
-            lane.stop()
+        for member in self.members:
+            if not member.durable:
+                member.stop()
         while self._saving is not None:
             yield self._saving
         results = yield DeferredList([maybeDeferred(c.stop) for _, c in self.consumers], consumeErrors=True)
@@ -265,25 +254,95 @@ class Pipeline(Service):
 
     # -- the flow --------------------------------------------------------
 
+    def process(self, items):
+        """
+        The sealed messages of C{items}, through every processor: a list, or a Deferred firing
+        with it when a processor works elsewhere (worker processes).
+        """
+        return runProcessors(self.processors, items)
+
     def _deliver(self, batch):
         """
-        Process one batch and hand it to every consumer; the result fires when the source may
-        produce the next one.  A processor exception fails it (the source retries the page).
+        Process one batch and hand it to every consumer of the live flow; the result fires
+        when the source may produce the next one.  A processor exception fails it (the source
+        retries the page).
         """
-        messages = batch.items
-        for processor in self.processors:
-            messages = processor.process(messages)
-        batch.messages = messages = sealAll(messages)
+        messages = self.process(batch.items)
+        if isinstance(messages, Deferred):
+            return messages.addCallback(self._processed, batch)
+        return self._processed(messages, batch)
+
+    def _processed(self, messages, batch):
+        batch.messages = messages
         self._sequence += 1
         batch.sequence = self._sequence
-        self._pending[batch.sequence] = [batch, set(self.lanes)]
         self.delivered += len(messages)
-        for lane in self.lanes:
-            lane.submit(batch)
+        self._remember(batch)
+        # A consumer may acknowledge within offer(): it is counted as waited for before, and
+        # nothing is committed until every consumer had the batch.
+        waiting = set()
+        self._pending[batch.sequence] = [batch, waiting]
+        self._offering = True
+        try:
+            for member in self.members:
+                waiting.add(member)
+                if not member.offer(batch):
+                    waiting.discard(member)
+        finally:
+            self._offering = False
+        self._settle()
         return self._whenReady()
 
+    def _remember(self, batch):
+        """
+        Keep the newest batches (at most C{max_in_flight}) for durable consumers rejoining at
+        a recent position, and note where the live flow started and got to.
+        """
+        if not self.originKnown:
+            self.originKnown = True
+            self.origin = self._recentStart = batch.previous
+            waiters, self._originWaiters = self._originWaiters, []
+            for waiter in waiters:
+                waiter()
+        recent = self._recent
+        recent.append(batch)
+        while len(recent) > self.maxInFlight:
+            dropped = recent.popleft()
+            if dropped.cursor is not None:
+                self._recentStart = dropped.cursor
+        if batch.cursor is not None:
+            self.lastCursor = batch.cursor
+
+    def whenOriginKnown(self, callback):
+        """
+        Call C{callback} once L{origin} is known (now, if it is).  It stays C{None} when the
+        live flow started without a checkpoint from a source that does not say where its
+        first batch starts.
+        """
+        if self.originKnown:
+            callback()
+        else:
+            self._originWaiters.append(callback)
+
+    def batchesAfter(self, position):
+        """
+        The live batches held in memory that follow C{position}, in order: C{[]} when
+        C{position} is the live flow's newest, C{None} when memory does not continue it.
+        """
+        if position is None:
+            return None
+        if self.lastCursor is not None and position == self.lastCursor:
+            return []
+        if self._recentStart is not None and position == self._recentStart:
+            return list(self._recent)
+        batches = list(self._recent)
+        for i, batch in enumerate(batches):
+            if batch.cursor == position:
+                return batches[i + 1 :]
+        return None
+
     def _full(self):
-        return any(len(lane.outstanding) >= self.maxInFlight for lane in self.lanes)
+        return any(member.full for member in self.members)
 
     def _whenReady(self):
         if not self._full():
@@ -291,11 +350,30 @@ class Pipeline(Service):
         self._readyWaiter = Deferred()
         return self._readyWaiter
 
-    def _acked(self, lane, batch):
+    def acked(self, member, batch):
+        """
+        C{member} acknowledged a live C{batch}.
+        """
         entry = self._pending.get(batch.sequence)
-        if entry is None:
+        if entry is not None and entry[0] is batch:
+            entry[1].discard(member)
+        self._settle()
+
+    def release(self, member):
+        """
+        C{member} left the live flow: the live checkpoint no longer waits for it.
+        """
+        for _, waiting in self._pending.values():
+            waiting.discard(member)
+        self._settle()
+
+    def _settle(self):
+        """
+        Commit the newest cursor whose batch and every earlier one were acknowledged, and let
+        the source go on when no consumer is at its limit.
+        """
+        if self._offering:
             return
-        entry[1].discard(lane)
         cursor = None
         while self._pending:
             lowest = min(self._pending)
@@ -306,30 +384,35 @@ class Pipeline(Service):
             if done.cursor is not None:
                 cursor = done.cursor
         if cursor is not None:
-            self._commit(cursor)
+            self._commit(Checkpoint(cursor, network=self.source.network))
         if self._readyWaiter is not None and not self._full():
             waiter, self._readyWaiter = self._readyWaiter, None
             waiter.callback(None)
 
-    def _commit(self, cursor):
+    def _commit(self, checkpoint):
         """
-        Save C{cursor}, one save at a time; while one runs only the newest cursor waits.
+        Save C{checkpoint}, one save at a time; while one runs only the newest waits.
         """
         if self._saving is not None:
-            self._nextCursor = cursor
+            self._nextCheckpoint = checkpoint
             return
-        d = self._saving = maybeDeferred(self.checkpoints.save, self.name, cursor)
+        d = self._saving = maybeDeferred(self.checkpoints.save, self.name, checkpoint)
 
         def saved(_):
-            self.committed = cursor
+            self.committed = checkpoint.cursor
+            self.checkpointFailure = None
 
         def failed(f):
-            self.log.failure("Pipeline {pipeline} could not save checkpoint {cursor}", f, pipeline=self.name, cursor=cursor)
+            self.checkpointErrors += 1
+            self.checkpointFailure = f.getErrorMessage()
+            self.log.failure(
+                "Pipeline {pipeline} could not save checkpoint {cursor}", f, pipeline=self.name, cursor=checkpoint.cursor
+            )
 
         def next_(_):
             self._saving = None
-            if self._nextCursor is not None:
-                following, self._nextCursor = self._nextCursor, None
+            if self._nextCheckpoint is not None:
+                following, self._nextCheckpoint = self._nextCheckpoint, None
                 self._commit(following)
 
         d.addCallbacks(saved, failed)
@@ -343,7 +426,17 @@ class Pipeline(Service):
             "messages_total": self.delivered,
             "batches_total": self._sequence,
             "unacknowledged_batches": self.unacknowledged,
+            "checkpoint_errors_total": self.checkpointErrors,
         }
+
+    def memberStats(self, name):
+        """
+        The pipeline's view of consumer C{name}: its state and position (durable ones).
+        """
+        for member in self.members:
+            if member.name == name:
+                return member.stats()
+        return {}
 
     @property
     def unacknowledged(self):

@@ -37,6 +37,7 @@ BUILTIN = {
         "SaveToWebSocket": "stellarflow.websocket.consumer:SaveToWebSocket",
         "SaveToPostgreSQL": "stellarflow.postgres.consumer:SaveToPostgreSQL",
         "MemoryConsumer": "stellarflow.testing.memory:MemoryConsumer",
+        "DurableMemoryConsumer": "stellarflow.testing.memory:DurableMemoryConsumer",
     },
 }
 

@@ -7,10 +7,12 @@ import json
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import implementer
 
 from stellarflow.admin import health
 from stellarflow.config import parse
 from stellarflow.daemon import Daemon
+from stellarflow.interfaces import IStatsProvider
 from stellarflow.schema import ConfigError
 from tests.helpers import httpClient
 
@@ -32,7 +34,7 @@ class AdminConfigTests(SynchronousTestCase):
 
     def test_defaults(self):
         text = "admin: {}\nsource: {type: MemorySource}\nprocessors: []\nconsumers: [{type: MemoryConsumer}]"
-        self.assertEqual(parse(text, "f", {}).admin, {"host": "127.0.0.1", "port": 9090, "max_lag_ledgers": 10})
+        self.assertEqual(parse(text, "f", {}).admin, {"host": "127.0.0.1", "port": 9090, "max_lag_ledgers": 10, "max_consumer_lag_ledgers": 10})
 
     def test_badPort(self):
         text = "admin: {port: web}\nsource: {type: MemorySource}\nprocessors: []\nconsumers: [{type: MemoryConsumer}]"
@@ -41,7 +43,10 @@ class AdminConfigTests(SynchronousTestCase):
         self.assertIn("f: admin.port: got 'web'; expected an integer from 0 to 65535", str(e.exception))
 
 
+@implementer(IStatsProvider)
 class FakeSource:
+    network = None
+
     def __init__(self, stats):
         self._stats = stats
 
@@ -78,6 +83,50 @@ class HealthTests(SynchronousTestCase):
         d.pipelines[0].running = False
         ok, body = health(d, 5)
         self.assertIn("pipeline is not running", body["pipelines"]["one"]["reasons"])
+
+    def test_rpcSilent(self):
+        """
+        No successful answer for longer than the source's health timeout: 503, with the last
+        error; at the limit exactly it is still healthy.
+        """
+        ok, body = health(self.daemon(polling=True, seconds_since_success=30.0, health_timeout_seconds=30), 5)
+        self.assertTrue(ok, body)
+        ok, body = health(
+            self.daemon(polling=True, seconds_since_success=30.5, health_timeout_seconds=30, last_error="connection refused"), 5
+        )
+        self.assertFalse(ok)
+        self.assertEqual(
+            body["pipelines"]["one"]["reasons"], ["no successful answer from the RPC for 30s (limit 30s): connection refused"]
+        )
+        self.assertEqual(body["pipelines"]["one"]["seconds_since_success"], 30.5)
+
+    def test_checkpointCannotBeWritten(self):
+        d = self.daemon(polling=True)
+        d.pipelines[0].checkpointFailure = "[Errno 28] No space left on device"
+        ok, body = health(d, 5)
+        self.assertEqual(
+            body["pipelines"]["one"]["reasons"], ["cannot write its checkpoint: [Errno 28] No space left on device"]
+        )
+
+    def consumerStates(self, **view):
+        d = self.daemon(polling=True)
+        d.pipelines[0].memberStats = lambda name: view if name == "MemoryConsumer[1]" else {}
+        return health(d, 5, maxConsumerLag=3)
+
+    def test_durableConsumerStates(self):
+        ok, body = self.consumerStates(attached=True, catching_up=False, lag_ledgers=3, position_ledger=97)
+        self.assertTrue(ok)
+        self.assertEqual(body["pipelines"]["one"]["consumers"]["MemoryConsumer[1]"],
+                         {"attached": True, "lag_ledgers": 3, "position_ledger": 97})
+        for view, reason in (
+            (dict(attached=True, catching_up=False, lag_ledgers=4), "consumer MemoryConsumer[1] is 4 ledgers behind the live flow (limit 3)"),
+            (dict(attached=False, catching_up=True, position_ledger=90), "consumer MemoryConsumer[1] is detached from the live flow, catching up from ledger 90"),
+            (dict(attached=False, catching_up=False), "consumer MemoryConsumer[1] is waiting for its store to answer"),
+            (dict(connections_full=True), "consumer MemoryConsumer[1] has every connection slot taken"),
+        ):
+            ok, body = self.consumerStates(**view)
+            self.assertFalse(ok, view)
+            self.assertEqual(body["pipelines"]["one"]["reasons"], [reason])
 
 
 class ScrapeTests(TestCase):
@@ -155,6 +204,8 @@ class DocumentedMetricsTests(TestCase):
         self.addCleanup(daemon.stopService)
         pipeline = daemon.pipelines[0]
         yield until(lambda: pipeline.committed is not None and pipeline.delivered > 0, timeout=20)
+        postgres = pipeline.consumers[1][1]
+        yield until(lambda: postgres.inserted > 0, timeout=20)
         admin = [s for s in daemon if s not in daemon.pipelines][0]
         treq = httpClient(self)
         response = yield treq.get("http://127.0.0.1:{}/metrics".format(admin.listening.getHost().port))

@@ -242,7 +242,7 @@ class ErrorTests(SynchronousTestCase):
         self.assertEqual(
             message,
             "pipe.yaml: consumers[0].type: unknown consumer type 'SaveToKafka'; known consumer types: "
-            "MemoryConsumer, SaveToPostgreSQL, SaveToWebSocket",
+            "DurableMemoryConsumer, MemoryConsumer, SaveToPostgreSQL, SaveToWebSocket",
         )
 
     def test_missingType(self):

@@ -3,6 +3,9 @@ The delivery contract (L{stellarflow.interfaces}) with in-memory sources and con
 L{Clock}.
 """
 
+import json
+import os
+
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
@@ -10,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from stellarflow.checkpoint import FileCheckpointStore, NullCheckpointStore
+from stellarflow.checkpoint import Checkpoint, FileCheckpointStore, NullCheckpointStore
 from stellarflow.interfaces import ICheckpointStore, IConsumer, IProcessor, ISource
 from stellarflow.pipeline import Pipeline
 from stellarflow.testing.memory import MemoryConsumer, MemorySource, itemId
@@ -38,8 +41,8 @@ class RecordingStore:
     def load(self, pipeline):
         return succeed(self.initial)
 
-    def save(self, pipeline, cursor):
-        self.saved.append(cursor)
+    def save(self, pipeline, checkpoint):
+        self.saved.append(Checkpoint.of(checkpoint).cursor)
         if self.pending is not None:
             return self.pending
         return succeed(None)
@@ -204,7 +207,7 @@ class ContractTests(SynchronousTestCase):
     def test_startsFromCheckpoint(self):
         h = Harness(store=RecordingStore(initial="0000000000000000041-0000000000"))
         h.pipeline.startService()
-        self.assertEqual(h.source.checkpoint, "0000000000000000041-0000000000")
+        self.assertEqual(h.source.checkpoint, Checkpoint("0000000000000000041-0000000000"))
 
     def test_consumerStartFailureIsFatal(self):
         h = Harness()
@@ -289,50 +292,58 @@ class RestartTests(SynchronousTestCase):
         store = FileCheckpointStore(self.mktemp())
         self.assertIsNone(self.successResultOf(store.load("p")))
         self.successResultOf(store.save("p", "x1"))
-        self.successResultOf(store.save("p", "x2"))
-        self.assertEqual(self.successResultOf(store.load("p")), "x2")
+        self.successResultOf(store.save("p", Checkpoint("x2", network="Test SDF Network ; September 2015")))
+        self.assertEqual(
+            self.successResultOf(store.load("p")), Checkpoint("x2", network="Test SDF Network ; September 2015")
+        )
         self.assertEqual(self.successResultOf(store.load("other/name")), None)
+        self.assertFalse([n for n in os.listdir(store.directory) if n.endswith(".tmp")])
 
-
-class LayeredStoreTests(SynchronousTestCase):
-    def test_localFirstThenDurable(self):
-        from stellarflow.checkpoint import LayeredCheckpointStore
-
-        durable = RecordingStore(initial="from-db")
-        local = FileCheckpointStore(self.mktemp())
-        store = LayeredCheckpointStore(local, durable)
-        verifyObject(ICheckpointStore, store)
-        self.assertEqual(self.successResultOf(store.load("p")), "from-db")
-        self.successResultOf(store.save("p", "c9"))
-        self.assertEqual(durable.saved, ["c9"])
-        self.assertEqual(self.successResultOf(local.load("p")), "c9")
-        self.assertEqual(self.successResultOf(store.load("p")), "c9")
-
-    def test_durableDownStillSavesLocally(self):
+    def test_fileRecordsNetworkAndLedger(self):
         """
-        With the database down, the local file still advances and the save reports the error.
+        The state file says where the checkpoint came from: cursor, ledger and network.
         """
-        from stellarflow.checkpoint import LayeredCheckpointStore
+        store = FileCheckpointStore(self.mktemp())
+        cursor = "0000054747948126208-0000000000"
+        self.successResultOf(store.save("p", Checkpoint(cursor, network="Public Global Stellar Network ; September 2015")))
+        with open(store.path("p")) as f:
+            self.assertEqual(
+                json.load(f),
+                {
+                    "pipeline": "p",
+                    "cursor": cursor,
+                    "ledger": 12747,
+                    "network": "Public Global Stellar Network ; September 2015",
+                },
+            )
 
-        durable = RecordingStore()
-        durable.pending = fail(ConnectionRefusedError("db down"))
-        local = FileCheckpointStore(self.mktemp())
-        store = LayeredCheckpointStore(local, durable)
-        self.failureResultOf(store.save("p", "c1"), ConnectionRefusedError)
-        self.assertEqual(self.successResultOf(local.load("p")), "c1")
+    def test_oldFileWithoutNetwork(self):
+        """
+        A state file written before checkpoints knew their network loads with network None.
+        """
+        store = FileCheckpointStore(self.mktemp())
+        os.makedirs(store.directory)
+        with open(store.path("p"), "w") as f:
+            json.dump({"pipeline": "p", "cursor": "c7"}, f)
+        self.assertEqual(self.successResultOf(store.load("p")), Checkpoint("c7"))
 
-    def test_durableWaitedForOnlyWithoutLocal(self):
-        from stellarflow.checkpoint import LayeredCheckpointStore
+    def test_reset(self):
+        store = FileCheckpointStore(self.mktemp())
+        self.successResultOf(store.save("p", "x1"))
+        store.reset("p")
+        store.reset("p")
+        self.assertIsNone(self.successResultOf(store.load("p")))
 
-        class Waiting(RecordingStore):
-            def load(self, pipeline):
-                return Deferred()
-
-        local = FileCheckpointStore(self.mktemp())
-        store = LayeredCheckpointStore(local, Waiting())
-        self.assertNoResult(store.load("p"))
-        self.successResultOf(local.save("p", "c3"))
-        self.assertEqual(self.successResultOf(store.load("p")), "c3")
+    def test_pipelineSavesSourceNetwork(self):
+        clock = Clock()
+        store = RecordingStore()
+        saved = []
+        store.save = lambda pipeline, checkpoint: saved.append(checkpoint) or succeed(None)
+        source = MemorySource(clock, network="Test SDF Network ; September 2015")
+        pipeline = Pipeline("p", source, [], [("c", MemoryConsumer())], store, clock)
+        pipeline.startService()
+        source.emit(items(1, 2), cursor=itemId(1))
+        self.assertEqual(saved, [Checkpoint(itemId(1), network="Test SDF Network ; September 2015")])
 
 
 class FinishTests(SynchronousTestCase):
@@ -409,3 +420,49 @@ class FinishTests(SynchronousTestCase):
         pipeline.startService()
         self.assertEqual(pipeline.finished, "failed")
         self.flushLoggedErrors(ValueError)
+
+
+@implementer(IProcessor)
+class Later:
+    """
+    Works elsewhere: each call returns a Deferred the test fires.
+    """
+
+    def __init__(self):
+        self.calls = []
+
+    def process(self, items):
+        d = Deferred()
+        self.calls.append((items, d))
+        return d
+
+
+class AsyncProcessorTests(SynchronousTestCase):
+    def test_sourceWaitsForTheProcessor(self):
+        """
+        A processor that returns a Deferred holds the batch (and the source) until it fires;
+        later processors run on its result; consumers get sealed messages in order.
+        """
+        later = Later()
+        h = Harness(consumers=1, processors=[later, Doubler()])
+        h.pipeline.startService()
+        ready = h.source.emit(items(1, 3), cursor=itemId(2))
+        self.assertNoResult(ready)
+        self.assertEqual(h.consumers[0].batches, [])
+        batch, d = later.calls[0]
+        d.callback([dict(i, later=True) for i in batch])
+        self.successResultOf(ready)
+        messages = h.consumers[0].messages
+        self.assertEqual([(m["n"], m["doubled"], m["later"]) for m in messages], [(1, 2, True), (2, 4, True)])
+        self.assertEqual(messages[0].json, b'{"id":"0000000000000000001-0000000000","n":1,"later":true,"doubled":2}')
+        self.assertEqual(h.store.saved, [itemId(2)])
+
+    def test_failureFailsTheDelivery(self):
+        later = Later()
+        h = Harness(consumers=1, processors=[later])
+        h.pipeline.startService()
+        ready = h.source.emit(items(1, 2), cursor=itemId(1))
+        later.calls[0][1].errback(RuntimeError("worker died"))
+        self.failureResultOf(ready, RuntimeError)
+        self.assertEqual(h.consumers[0].batches, [])
+        self.assertEqual(h.store.saved, [])

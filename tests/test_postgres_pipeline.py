@@ -120,7 +120,7 @@ class PipelineOutageTests(TestCase):
         pipeline, source, consumer, memory = self.pipeline(330)
         yield pipeline.startService()
         self.addCleanup(pipeline.stopService)
-        self.assertEqual(source.checkpoint, itemId(300))
+        self.assertEqual(source.checkpoint.cursor, itemId(300))
         yield waitUntil(reactor, lambda: pipeline.committed == itemId(330), what="the resumed run")
         self.assertEqual(self.stored(), (330, 330, itemId(1), itemId(330)))
         self.assertEqual([m["id"] for m in memory.messages], [itemId(n) for n in range(301, 331)])

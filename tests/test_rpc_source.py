@@ -1204,7 +1204,7 @@ class TestServerTests(SourceCase):
         self.successResultOf(pipeline.stopService())
         first = [m["id"] for m in consumer.messages]
         self.assertEqual(first, self.expectedIds(server, 1000, server.ledgers.latest))
-        self.assertEqual(checkpoints.saved["p"], self.source.cursor)
+        self.assertEqual(checkpoints.saved["p"].cursor, self.source.cursor)
         first_cursor = self.source.cursor
 
         for _ in range(4):

@@ -26,6 +26,7 @@ from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.logger import Logger
 from zope.interface import implementer, provider
 
+from stellarflow.checkpoint import Checkpoint
 from stellarflow.interfaces import (
     ICheckpointStore,
     IComponentFactory,
@@ -487,12 +488,13 @@ class SaveToPostgreSQL:
                 self.log.info("PostgreSQL answered; pipeline {pipeline} can start", pipeline=pipeline)
             return position
 
-    def save(self, pipeline, cursor):
+    def save(self, pipeline, checkpoint):
         """
-        Record C{cursor}; a no-op when it was written together with its events.  Fails at once
-        (the pipeline logs it) when the database is unreachable: the cursor is also written by
-        the next flush.
+        Record C{checkpoint}'s cursor; a no-op when it was written together with its events.
+        Fails at once (the pipeline logs it) when the database is unreachable: the cursor is
+        also written by the next flush.
         """
+        cursor = Checkpoint.of(checkpoint).cursor
         if pipeline == self.pipeline and cursor in self._written:
             return succeed(None)
         return self.keeper.run(self.writer.saveCheckpoint, pipeline, cursor)

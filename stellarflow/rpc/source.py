@@ -21,6 +21,7 @@ from zope.interface import implementer, provider
 from stellarflow import positions
 from stellarflow.backoff import Backoff
 from stellarflow.batch import Batch
+from stellarflow.checkpoint import Checkpoint
 from stellarflow.events.network import networkPassphrase
 from stellarflow.interfaces import IComponentFactory, ISource, IStatsProvider
 from stellarflow.rpc.client import StellarRPCClient
@@ -176,6 +177,7 @@ class RPCSourceAdapter:
         self._ended = ended = Deferred()
         self.polling = True
         if checkpoint is not None:
+            checkpoint = Checkpoint.of(checkpoint).cursor
             if positions.split(checkpoint) is None:
                 self._fatal(
                     "the checkpoint {!r} is not a getEvents cursor; remove the checkpoint file "
@@ -330,7 +332,10 @@ class RPCSourceAdapter:
         )
 
         if items or (cursor is not None and cursor != previous):
-            batch = Batch(items=items, cursor=cursor, latest_ledger=self.latest_ledger)
+            # The position the batch continues from: the cursor, or just before the first
+            # ledger asked for (durable consumers rejoining need to know where a run starts).
+            start = previous if previous is not None else positions.ledgerStart(self._startLedger)
+            batch = Batch(items=items, cursor=cursor, previous=start, latest_ledger=self.latest_ledger)
             self._stage = "delivering"
             try:
                 yield maybeDeferred(self._deliver, batch)

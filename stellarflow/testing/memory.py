@@ -10,12 +10,13 @@ from twisted.logger import Logger
 from zope.interface import implementer, provider
 
 from stellarflow.batch import Batch
-from stellarflow.interfaces import IComponentFactory, IConsumer, ISource
+from stellarflow.checkpoint import Checkpoint
+from stellarflow.interfaces import ICheckpointStore, IComponentFactory, IConsumer, ISource, IStatsProvider
 from stellarflow.schema import Boolean, Field, Integer, Number, Schema, String
 
 
 @provider(IComponentFactory)
-@implementer(ISource)
+@implementer(ISource, IStatsProvider)
 class MemorySource:
     """
     Emits batches handed to L{emit}, or, when configured with C{count}, generates C{count}
@@ -40,8 +41,9 @@ class MemorySource:
     def fromConfig(cls, config, context):
         return cls(context.reactor, **config)
 
-    def __init__(self, clock, count=0, batch_size=10, interval=0.1, stop_when_done=False):
+    def __init__(self, clock, count=0, batch_size=10, interval=0.1, stop_when_done=False, network=None):
         self.stop_when_done = stop_when_done
+        self.network = network
         self.clock = clock
         self.count = count
         self.batch_size = batch_size
@@ -60,8 +62,8 @@ class MemorySource:
         self.checkpoint = checkpoint
         self.started = True
         self._ended = Deferred()
-        if checkpoint:
-            self._next = int(checkpoint.split("-")[0]) + 1
+        if checkpoint is not None:
+            self._next = int(Checkpoint.of(checkpoint).cursor.split("-")[0]) + 1
         if self.count:
             self._schedule(0)
         return self._ended
@@ -84,11 +86,11 @@ class MemorySource:
     def stats(self):
         return {"items_total": self._next - 1, "polling": self.started and not self.stopped}
 
-    def emit(self, items, cursor=None):
+    def emit(self, items, cursor=None, previous=None):
         """
         Deliver one batch now; returns the pipeline's readiness Deferred.
         """
-        self.waiting = self.deliver(Batch(items=list(items), cursor=cursor))
+        self.waiting = self.deliver(Batch(items=list(items), cursor=cursor, previous=previous))
         return self.waiting
 
     def _schedule(self, delay):
@@ -100,7 +102,7 @@ class MemorySource:
         last = min(self.count, self._next + self.batch_size - 1)
         items = [{"id": itemId(n), "n": n} for n in range(self._next, last + 1)]
         self._next = last + 1
-        d = self.emit(items, cursor=items[-1]["id"])
+        d = self.emit(items, cursor=items[-1]["id"], previous=itemId(items[0]["n"] - 1))
 
         def again(_):
             if not self.stopped and self._next <= self.count:
@@ -124,7 +126,7 @@ def itemId(n):
 
 
 @provider(IComponentFactory)
-@implementer(IConsumer)
+@implementer(IConsumer, IStatsProvider)
 class MemoryConsumer:
     """
     Keeps every batch it receives; optionally appends each message as a JSON line to C{path}.
@@ -184,4 +186,81 @@ class MemoryConsumer:
 
     def stop(self):
         self.stopped = True
+        return succeed(None)
+
+
+@provider(IComponentFactory)
+@implementer(IConsumer, ICheckpointStore)
+class DurableMemoryConsumer:
+    """
+    A stand-in for a database: it stores each message once by id and commits the batch's
+    cursor with it, so it is a durable consumer with a position of its own.
+
+    While L{down} (see L{fail} and L{recover}) it accepts batches but acknowledges none, and
+    C{load} waits, as C{SaveToPostgreSQL} does during an outage.
+    """
+
+    configSchema = Schema({})
+
+    @classmethod
+    def fromConfig(cls, config, context):
+        return cls()
+
+    def __init__(self, position=None):
+        self.stored = {}
+        self.order = []
+        self.position = position
+        self.down = False
+        self.duplicates = 0
+        self.batches = 0
+        self._held = []
+        self._loads = []
+
+    def start(self):
+        return succeed(None)
+
+    def consume(self, batch):
+        d = Deferred()
+        self._held.append((batch, d))
+        if not self.down:
+            self._commit()
+        return d
+
+    def _commit(self):
+        held, self._held = self._held, []
+        for batch, d in held:
+            for m in batch.messages:
+                if m["id"] in self.stored:
+                    self.duplicates += 1
+                else:
+                    self.stored[m["id"]] = m
+                    self.order.append(m["id"])
+            if batch.cursor is not None:
+                self.position = batch.cursor
+            self.batches += 1
+            d.callback(None)
+
+    def fail(self):
+        """The database goes away: acknowledgements and loads wait."""
+        self.down = True
+
+    def recover(self):
+        """The database is back: commit what was held, answer waiting loads."""
+        self.down = False
+        self._commit()
+        loads, self._loads = self._loads, []
+        for d in loads:
+            d.callback(self.position)
+
+    def load(self, pipeline):
+        if self.down:
+            d = Deferred()
+            self._loads.append(d)
+            return d
+        return succeed(self.position)
+
+    def save(self, pipeline, checkpoint):
+        return succeed(None)  # the position is written with the data
+
+    def stop(self):
         return succeed(None)

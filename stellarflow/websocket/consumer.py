@@ -17,7 +17,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from zope.interface import implementer, provider
 
-from stellarflow.interfaces import IComponentFactory, IConsumer
+from stellarflow.interfaces import IComponentFactory, IConsumer, IStatsProvider
 from stellarflow.schema import Field, Integer, ListOf, Number, Schema, String, join
 from stellarflow.websocket.broadcaster import Broadcaster
 from stellarflow.websocket.protocol import BroadcastServerFactory
@@ -55,7 +55,7 @@ def _checkTLS(config, path, problems):
 
 
 @provider(IComponentFactory)
-@implementer(IConsumer)
+@implementer(IConsumer, IStatsProvider)
 class SaveToWebSocket:
     """
     A WebSocket server streaming every message of its pipeline to the clients whose filters

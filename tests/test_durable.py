@@ -1,0 +1,260 @@
+"""
+Durable consumers make progress on their own (L{stellarflow.durable}): the live flow never
+waits for them, and they catch up and rejoin with neither gap nor duplicate.  All on a Clock.
+"""
+
+from twisted.internet.defer import fail
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from stellarflow import durable
+from stellarflow.checkpoint import Checkpoint
+from stellarflow.interfaces import ICheckpointStore, IConsumer
+from stellarflow.pipeline import Pipeline
+from stellarflow.testing.memory import DurableMemoryConsumer, MemoryConsumer, MemorySource, itemId
+from tests.test_pipeline import RecordingStore
+
+COUNT = 200
+
+
+class World:
+    """
+    A pipeline of a generating source into a live consumer and a durable one, with catch-up
+    readers made of the same source; one tick of the clock delivers one batch of 5.
+    """
+
+    def __init__(self, count=COUNT, maxInFlight=3, position=None, live=None, stopWhenDone=False):
+        self.clock = Clock()
+        self.count = count
+        self.stopWhenDone = stopWhenDone
+        self.readers = []
+        self.source = self.makeSource()
+        self.live = MemoryConsumer()
+        self.db = DurableMemoryConsumer(position=position)
+        self.store = RecordingStore(initial=live)
+        self.pipeline = Pipeline(
+            "p",
+            self.source,
+            [],
+            [("live", self.live), ("db", self.db)],
+            self.store,
+            self.clock,
+            maxInFlight=maxInFlight,
+            newSource=self.newSource,
+        )
+        self.member = self.pipeline.members[1]
+
+    def makeSource(self, interval=1):
+        return MemorySource(
+            self.clock, count=self.count, batch_size=5, interval=interval, stop_when_done=self.stopWhenDone
+        )
+
+    def newSource(self, label):
+        """
+        A catch-up reader: it reads as fast as the consumer takes it (an RPC source behind the
+        tip does not wait between pages).
+        """
+        self.readers.append(label)
+        return self.makeSource(interval=0)
+
+    def run(self, seconds):
+        for _ in range(seconds):
+            self.clock.advance(1)
+
+    def liveIds(self):
+        return [m["id"] for m in self.live.messages]
+
+
+def ids(start, stop):
+    return [itemId(n) for n in range(start, stop + 1)]
+
+
+class DurableTests(SynchronousTestCase):
+    def test_interfaces(self):
+        verifyObject(IConsumer, DurableMemoryConsumer())
+        verifyObject(ICheckpointStore, DurableMemoryConsumer())
+
+    def test_attachedFromTheStart(self):
+        """
+        A durable consumer whose position is the live flow's start joins at once, from memory:
+        no catch-up reader is made.
+        """
+        w = World(position=itemId(20), live=itemId(20))
+        w.pipeline.startService()
+        w.run(10)
+        self.assertEqual(w.member.state, durable.ATTACHED)
+        self.assertEqual(w.readers, [])
+        self.assertEqual(w.db.order, ids(21, 70))
+        self.assertEqual(w.liveIds(), ids(21, 70))
+
+    def test_databaseDownAtStart(self):
+        """
+        The live flow runs while the database is down; once it answers, the durable consumer
+        catches up from where the live flow started and rejoins: every event once, in order.
+        """
+        w = World()
+        w.db.fail()
+        w.pipeline.startService()
+        w.run(10)
+        self.assertEqual(w.liveIds(), ids(1, 50))
+        self.assertEqual(w.member.state, durable.WAITING)
+        self.assertEqual(w.store.saved[-1], itemId(50))  # the live checkpoint moves on
+        w.db.recover()
+        self.assertEqual(w.member.state, durable.CATCHING_UP)
+        w.run(30)
+        self.assertEqual(w.member.state, durable.ATTACHED)
+        self.assertEqual(len(w.readers), 1)
+        self.assertEqual(w.db.order, ids(1, 200))
+        self.assertEqual(w.db.duplicates, 0)
+        self.assertEqual(w.liveIds(), ids(1, 200))
+        self.assertEqual(w.db.position, itemId(200))
+
+    def test_outageMidStream(self):
+        """
+        Mid-stream the database goes away: after C{max_in_flight} unacknowledged batches it is
+        detached, the live flow never pauses, and once back it catches up from its own
+        position and rejoins.
+        """
+        w = World(maxInFlight=3)
+        w.pipeline.startService()
+        w.run(5)
+        self.assertEqual(w.db.position, itemId(25))
+        w.db.fail()
+        w.run(10)
+        self.assertEqual(w.liveIds(), ids(1, 75))  # never paused
+        self.assertEqual(w.member.state, durable.CATCHING_UP)
+        self.assertEqual(w.member.detaches, 1)
+        self.assertEqual(w.store.saved[-1], itemId(75))
+        w.db.recover()
+        w.run(40)
+        self.assertEqual(w.member.state, durable.ATTACHED)
+        self.assertEqual(w.db.order, ids(1, 200))
+        self.assertEqual(w.db.position, itemId(200))
+        self.assertEqual(w.liveIds(), ids(1, 200))
+
+    def test_detachedAtTheLimitNotBefore(self):
+        """
+        The consumer holds exactly C{max_in_flight} batches before it is detached; the next
+        live batch detaches it.
+        """
+        w = World(maxInFlight=3)
+        w.pipeline.startService()
+        w.run(1)
+        w.db.fail()
+        w.run(3)
+        self.assertEqual((w.member.state, len(w.member.lane)), (durable.ATTACHED, 3))
+        w.run(1)
+        self.assertEqual((w.member.state, w.member.detaches), (durable.CATCHING_UP, 1))
+        self.assertEqual(len(w.member.lane), 0)
+
+    def test_catchUpBoundedWhileDown(self):
+        """
+        While the database stays down the catch-up reader holds at most C{max_in_flight}
+        batches: it does not read the whole history into memory.
+        """
+        w = World(maxInFlight=3)
+        w.pipeline.startService()
+        w.run(1)
+        w.db.fail()
+        w.run(30)
+        catchUp = w.member.catchUp
+        self.assertEqual(len(catchUp.lane), 3)
+        self.assertEqual(len(w.db._held), 3 + 3)  # what the detached lane handed over, then the reader
+        self.assertEqual(catchUp.source._next, 5 + 15 + 1)
+
+    def test_overtakingCatchUpSkipsWhatItHas(self):
+        """
+        A catch-up reader that gets ahead of the live flow hands over at its own position: the
+        live batches it already covered are not delivered again.
+        """
+        w = World()
+        w.db.fail()
+        w.pipeline.startService()
+        w.run(10)  # live: 1..50
+        w.db.recover()
+        self.assertEqual(w.member.state, durable.CATCHING_UP)
+        w.member.catchUp.source._next = 54  # the reader polled later: its first batch is 54..58
+        w.run(1)  # the reader's batch, then the live batch 51..55, which it covers
+        self.assertEqual(w.member.state, durable.ATTACHED)
+        self.assertEqual(w.member.skipThrough, itemId(58))
+        self.assertEqual(w.db.order, ids(54, 58))
+        w.run(5)
+        self.assertIsNone(w.member.skipThrough)
+        self.assertEqual(w.db.order, ids(54, 80))
+        self.assertEqual(w.db.duplicates, 3)  # 56..58, in the first live batch after the hand-over
+        self.assertEqual(w.db.position, itemId(80))
+
+    def test_catchUpFailureRetried(self):
+        """
+        A reader whose source cannot go on is reported and tried again later.
+        """
+        w = World()
+        w.db.fail()
+        w.pipeline.startService()
+        w.run(10)
+        real = w.makeSource
+
+        def failing(interval=1):
+            source = real(interval)
+            source.start = lambda deliver, checkpoint: fail(RuntimeError("-32600 out of retention"))
+            return source
+
+        w.makeSource = failing
+        w.db.recover()
+        self.assertEqual(w.member.failure, "-32600 out of retention")
+        self.assertEqual(w.member.state, durable.CATCHING_UP)
+        self.flushLoggedErrors()
+        w.makeSource = real
+        w.clock.advance(durable.RETRY_CATCH_UP)
+        w.run(40)
+        self.assertEqual(w.member.state, durable.ATTACHED)
+        self.assertEqual(w.db.order, ids(1, 200))
+
+    def test_backfillWaitsForDurableConsumer(self):
+        """
+        A finite source completes the pipeline only once the durable consumer has caught up.
+        """
+        w = World(count=40, stopWhenDone=True)
+        finished = []
+        w.pipeline.onFinished = finished.append
+        w.db.fail()
+        w.pipeline.startService()
+        w.run(10)
+        self.assertEqual(w.liveIds(), ids(1, 40))
+        self.assertEqual(finished, [])
+        w.db.recover()
+        w.run(20)
+        self.assertEqual(finished, [w.pipeline])
+        self.assertEqual(w.db.order, ids(1, 40))
+
+    def test_stats(self):
+        w = World()
+        w.db.fail()
+        w.pipeline.startService()
+        w.run(4)
+        stats = w.pipeline.memberStats("db")
+        self.assertEqual((stats["attached"], stats["catching_up"], stats["position_ledger"]), (False, False, None))
+        w.db.recover()
+        w.run(30)
+        stats = w.pipeline.memberStats("db")
+        self.assertEqual((stats["attached"], stats["lag_ledgers"], stats["catch_ups_total"]), (True, 0, 1))
+        self.assertEqual(stats["catch_up_events_total"] + 0, stats["catch_up_events_total"])
+        self.assertEqual(w.pipeline.memberStats("live"), {})
+
+    def test_stopStopsReaders(self):
+        w = World()
+        w.db.fail()
+        w.pipeline.startService()
+        w.run(10)
+        w.db.recover()
+        catchUp = w.member.catchUp
+        w.db.fail()
+        d = w.pipeline.stopService()
+        w.clock.advance(60)
+        self.successResultOf(d)
+        self.assertTrue(catchUp.source.stopped)
+
+    def test_checkpointsAreCheckpoints(self):
+        self.assertEqual(Checkpoint.of(itemId(3)), Checkpoint(itemId(3)))
+        self.assertIsNone(Checkpoint.of(None))
