@@ -267,10 +267,15 @@ class BenchmarkSmokeTests(TestCase):
 
 
 class _Scripted(Protocol):
-    """A WebSocket server that answers the upgrade, then writes its script in odd pieces."""
+    """
+    A WebSocket server that answers the upgrade with the welcome and registered replies cut in
+    odd pieces, then, when told (L{play}: the client is ready, as a real server sends events
+    only after registering), writes the rest of its script in odd pieces too.
+    """
 
     def connectionMade(self):
         self.buffer = b""
+        self.factory.instance = self
 
     def dataReceived(self, data):
         if self.buffer is None:  # the register frame, and nothing else, after the upgrade
@@ -279,11 +284,16 @@ class _Scripted(Protocol):
         if b"\r\n\r\n" not in self.buffer:
             return
         self.buffer = None
-        stream = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  b"Sec-WebSocket-Accept: x\r\n\r\n" + self.factory.stream)
+        self.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   b"Sec-WebSocket-Accept: x\r\n\r\n" + self.factory.head, self.factory.headCuts)
+
+    def play(self):
+        self.write(self.factory.stream, self.factory.cuts)
+
+    def write(self, stream, cuts):
         pieces = []
         pos = 0
-        for size in self.factory.cuts:
+        for size in cuts:
             pieces.append(stream[pos:pos + size])
             pos += size
         pieces.append(stream[pos:])
@@ -309,12 +319,12 @@ class CompiledClientTests(TestCase):
         ids = ["%019d-%010d" % (n << 12, 0) for n in range(4)]
         events = [serverFrame(json.dumps({"type": "contract_event", "id": i}, separators=(",", ":")).encode())
                   for i in ids]
-        stream = (serverFrame(b'{"type":"welcome"}') + serverFrame(b'{"type":"registered"}')
-                  + events[0] + serverFrame(b"p", 0x9) + events[1] + serverFrame(b"x" * 70000) + events[2]
-                  + serverFrame(b"y" * 300) + events[3])
         factory = Factory.forProtocol(_Scripted)
-        factory.stream = stream
-        factory.cuts = [130, 1, 1, 1, 3, 40, 2, 1, 9, 65000, 5001, 7, 1]
+        factory.head = serverFrame(b'{"type":"welcome"}') + serverFrame(b'{"type":"registered"}')
+        factory.headCuts = [100, 1, 1, 3]
+        factory.stream = (events[0] + serverFrame(b"p", 0x9) + events[1] + serverFrame(b"x" * 70000) + events[2]
+                          + serverFrame(b"y" * 300) + events[3])
+        factory.cuts = [30, 1, 1, 1, 3, 40, 2, 1, 9, 65000, 5001, 7, 1]
         port = reactor.listenTCP(0, factory, interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         child = spawnCommand(reactor, [binary, "--port", port.getHost().port, "--count", 1, "--filters", "all",
@@ -322,6 +332,7 @@ class CompiledClientTests(TestCase):
         self.addCleanup(child.stop)
         ready = yield child.next(20)
         self.assertEqual(ready["event"], "ready")
+        factory.instance.play()
         reached = yield child.request(wait=20, cmd="expect", counts=6, timeout=10)
         self.assertTrue(reached["ok"], reached)
         path = os.path.abspath(self.mktemp())
