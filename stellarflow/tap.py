@@ -63,6 +63,7 @@ def describe(loaded):
                 ", ".join(x.type for x in p.consumers),
             )
         )
+    lines.extend("warning: " + w.render(loaded.filename) for w in loaded.warnings)
     return "\n".join(lines)
 
 

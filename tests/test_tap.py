@@ -95,6 +95,31 @@ class OptionsTests(SynchronousTestCase):
             "  two: MemorySource -> (no processors) -> MemoryConsumer\n".format(path),
         )
 
+    def test_checkWarnsAboutTopicFiltersMatchingNoTokenEvent(self):
+        """
+        The guide's complete example filters topics ["*"]: valid, but it matches one-topic
+        events only, so no token event; --check says so (exit status 0: it is not an error).
+        """
+        o = options()
+        path = self.write(
+            "source:\n  type: RPCSourceAdapter\n  config:\n    filters:\n"
+            '      - {type: contract, topics: [["*"], ["AAAADwAAAAh0cmFuc2Zlcg==", "*"], ["**"]]}\n'
+            "consumers: [{type: MemoryConsumer}]\n"
+        )
+        with self.assertRaises(SystemExit) as e:
+            o.parseOptions(["-c", path, "--check"])
+        self.assertEqual(e.exception.code, 0)
+        warnings = [line for line in o.stdout.getvalue().splitlines() if line.startswith("warning:")]
+        self.assertEqual(len(warnings), 2)
+        self.assertEqual(
+            warnings[0],
+            'warning: {}: source.config.filters[0].topics[0]: ["*"] has no trailing "**": the RPC matches '
+            "only events with exactly 1 topic(s), and token events have 2 to 4 (a transfer has 4), so it "
+            'matches no token event. End it with "**" to match longer topic lists'.format(path),
+        )
+        self.assertIn("source.config.filters[0].topics[1]: ", warnings[1])
+        self.assertIn("it may miss token events", warnings[1])
+
     def test_checkMain(self):
         good = self.write(VALID)
         bad = self.write("pipelines: {}\n")

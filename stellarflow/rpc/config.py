@@ -7,6 +7,8 @@ filters, each with at most 5 contract ids and 5 topic filters of 1 to 4 segments
 ``*``, or a trailing ``**``), as stellar-rpc's C{EventFilter.Valid} and C{TopicFilter.Valid}.
 """
 
+import json
+
 from hyperlink import URL
 from stellar_sdk import StrKey, xdr
 
@@ -124,6 +126,19 @@ def _crossCheck(config, path, problems):
         problems.add(join(path, "end_ledger"), "got {}; expected >= start_ledger ({})".format(end, start))
     if config["network"] is None:
         config["network"] = inferNetwork(config["rpc_url"])
+    for i, f in enumerate(config["filters"]):
+        for j, topics in enumerate(f.get("topics") or ()):
+            if topics and topics[-1] != "**":
+                problems.warn(
+                    join(join(join(join(path, "filters"), i), "topics"), j),
+                    '{} has no trailing "**": the RPC matches only events with exactly {} topic(s), and '
+                    'token events have 2 to 4 (a transfer has 4), so {} End it with "**" to match longer '
+                    "topic lists".format(
+                        json.dumps(topics),
+                        len(topics),
+                        "it matches no token event." if len(topics) == 1 else "it may miss token events.",
+                    ),
+                )
 
 
 CONFIG_SCHEMA = Schema(
