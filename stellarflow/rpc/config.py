@@ -129,16 +129,21 @@ def _crossCheck(config, path, problems):
     for i, f in enumerate(config["filters"]):
         for j, topics in enumerate(f.get("topics") or ()):
             if topics and topics[-1] != "**":
-                problems.warn(
-                    join(join(join(join(path, "filters"), i), "topics"), j),
-                    '{} has no trailing "**": the RPC matches only events with exactly {} topic(s), and '
-                    'token events have 2 to 4 (a transfer has 4), so {} End it with "**" to match longer '
-                    "topic lists".format(
-                        json.dumps(topics),
-                        len(topics),
-                        "it matches no token event." if len(topics) == 1 else "it may miss token events.",
-                    ),
-                )
+                problems.warn(join(join(join(join(path, "filters"), i), "topics"), j), topicFilterWarning(topics))
+
+
+def topicFilterWarning(topics):
+    """
+    Why a topic filter without a trailing ``**`` is probably not what was meant.
+    """
+    return (
+        '{} has no trailing "**": the RPC matches only events with exactly {} topic(s), and token '
+        'events have 2 to 4 (a transfer has 4), so {} End it with "**" to match longer topic lists'.format(
+            json.dumps(topics),
+            len(topics),
+            "it matches no token event." if len(topics) == 1 else "it may miss token events.",
+        )
+    )
 
 
 CONFIG_SCHEMA = Schema(
@@ -161,6 +166,21 @@ CONFIG_SCHEMA = Schema(
             String(validator=passphraseProblem), None, "mainnet, testnet, futurenet or a passphrase; default from rpc_url"
         ),
         "on_gap": Field(String(choices=("skip", "stop")), "skip", "when ledgers fell out of RPC retention"),
+        "on_checkpoint_mismatch": Field(
+            String(choices=("stop", "restart_from_latest")),
+            "stop",
+            "when the checkpoint was taken on another network, or stays ahead of the RPC's latest "
+            "ledger: stop with an error, or follow the RPC from its latest ledger",
+        ),
+        "checkpoint_ahead_margin": Field(
+            Integer(0), 10, "ledgers the checkpoint may be ahead of the RPC's latest (a lagging node)"
+        ),
+        "checkpoint_ahead_timeout": Field(
+            Number(0), 60.0, "seconds the checkpoint may stay more than the margin ahead before it is a mismatch"
+        ),
+        "health_timeout": Field(
+            Number(0), 0, "seconds without a successful RPC answer before /healthz fails; 0: 3 poll intervals, at least 30"
+        ),
     },
     check=_crossCheck,
 )
