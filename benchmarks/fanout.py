@@ -100,13 +100,13 @@ def naiveBroadcast(broadcaster, events):
     per event, as any implementation would.  Same clients and connections as the optimised
     path (L{Broadcaster.broadcast} via C{SaveToWebSocket.consume}).
     """
-    from stellarflow.websocket.filters import event_keys, matches
+    from stellarflow.websocket.matching import eventKeys, matches
     from stellarflow.websocket.messages import encode
 
     clients = [(client, client.filters) for client in broadcaster.index]
     delivered = 0
     for message in events:
-        keys = event_keys(message)
+        keys = eventKeys(message)
         for client, filters in clients:
             if matches(filters, keys):
                 client.connection.sendMessage(encode(message), isBinary=False)

@@ -613,7 +613,7 @@ class FanOutTests(BroadcasterTestsMixin, SynchronousTestCase):
         all of them receive the very same frame.
         """
         encoded, prepared, keyed = [], [], []
-        real_seal, real_keys = broadcaster_module.seal, broadcaster_module.event_keys
+        real_seal, real_keys = broadcaster_module.seal, broadcaster_module.eventKeys
 
         def seal(message):
             encoded.append(message["id"])
@@ -635,7 +635,7 @@ class FanOutTests(BroadcasterTestsMixin, SynchronousTestCase):
             register(b, client, {} if i % 2 else {"asset_codes": ["USDC"]})
             conns.append(conn)
         self.patch(broadcaster_module, "seal", seal)
-        self.patch(broadcaster_module, "event_keys", event_keys)
+        self.patch(broadcaster_module, "eventKeys", event_keys)
         prepared[:] = []
         b.broadcast([tokenEvent(1), tokenEvent(2, code="XLM"), plainEvent(3)])
         self.assertEqual(encoded, [eventId(1), eventId(2), eventId(3)])

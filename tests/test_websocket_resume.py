@@ -22,8 +22,8 @@ from stellarflow.websocket import broadcaster as broadcaster_module
 from stellarflow.websocket import replay as replay_module
 from stellarflow.websocket.broadcaster import Broadcaster
 from stellarflow.websocket.consumer import SaveToWebSocket
-from stellarflow.websocket.filters import event_keys
 from stellarflow.websocket.history import Event, HistoryWindow
+from stellarflow.websocket.matching import eventKeys
 from stellarflow.websocket.messages import encode
 from tests.test_websocket_broadcaster import G2, G3, FakeConnection, eventId, tokenEvent
 
@@ -42,7 +42,7 @@ def stream(n):
 
 def held(message):
     """A message as the window holds it."""
-    return Event(message["id"], event_keys(message), encode(message))
+    return Event(message["id"], eventKeys(message), encode(message))
 
 
 @implementer(IEventHistory)
@@ -266,7 +266,7 @@ class HistoryWindowTests(SynchronousTestCase):
         try:
             start = tracemalloc.take_snapshot()
             for m in messages:
-                w.append(Event(str(m["id"]), event_keys(m), None))
+                w.append(Event(str(m["id"]), eventKeys(m), None))
                 w.advance(None)
             gc.collect()
             end = tracemalloc.take_snapshot()

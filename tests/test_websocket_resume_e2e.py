@@ -22,7 +22,8 @@ from stellarflow.positions import after, ledgerOf
 from stellarflow.postgres.testing import TemporarySchema, sleep, testDSN
 from stellarflow.testing import getevents
 from stellarflow.testing.rpcserver import StellarRPCResource, serve
-from stellarflow.websocket.filters import event_keys, matches, parse_filters
+from stellarflow.websocket.filters import parseFilters
+from stellarflow.websocket.matching import eventKeys, matches
 from tests.test_websocket_e2e import Client, cancelAutobahnTimers, until
 
 FIRST_LEDGER = 9000
@@ -332,8 +333,8 @@ class ResumeFromDatabaseTests(ResumeE2EMixin, TestCase):
         yield until(lambda: self.daemon.pipelines[0].unacknowledged == 0, TIMEOUT)
 
         rows = db.query("SELECT message FROM {schema}.stellar_events WHERE id >= %s ORDER BY id", (first.events()[0],))
-        wanted = parse_filters(filters)
-        expected = [m["id"] for m in (json.loads(r[0]) for r in rows) if matches(wanted, event_keys(m))]
+        wanted = parseFilters(filters)
+        expected = [m["id"] for m in (json.loads(r[0]) for r in rows) if matches(wanted, eventKeys(m))]
         received = first.events() + second.events()
         self.assertEqual(received, expected)
         self.assertEqual(len(received), len(set(received)))

@@ -31,8 +31,10 @@ from zope.interface import implementer
 from stellarflow.message import seal
 from stellarflow.positions import isPosition, parsePosition
 from stellarflow.websocket import messages
-from stellarflow.websocket.filters import FilterError, FilterIndex, event_keys, matches, parse_filters
+from stellarflow.websocket.filters import FilterError, jsonType, parseFilters
 from stellarflow.websocket.history import Event, HistoryWindow
+from stellarflow.websocket.index import FilterIndex
+from stellarflow.websocket.matching import eventKeys, matches
 from stellarflow.websocket.replay import Replayer
 
 log = Logger()
@@ -280,7 +282,7 @@ class Broadcaster:
             return self._error(
                 client,
                 messages.INVALID_FIELD_TYPE,
-                '"type" must be a string, not {}'.format(messages.jsonType(kind)),
+                '"type" must be a string, not {}'.format(jsonType(kind)),
                 "type",
             )
         if kind != "register":
@@ -303,7 +305,7 @@ class Broadcaster:
                 unknown[0][:100],
             )
         try:
-            filters = parse_filters(message.get("filters"))
+            filters = parseFilters(message.get("filters"))
         except FilterError as e:
             field = None if e.field is None else "filters." + e.field
             return self._error(client, e.code, e.message, field)
@@ -374,7 +376,7 @@ class Broadcaster:
         log.debug(
             "WebSocket client {peer} registered with filters {filters}",
             peer=client.peer,
-            filters=filters.to_json(),
+            filters=filters.toJSON(),
         )
 
     # -- resuming (called by the Replayer) ---------------------------------------------
@@ -471,7 +473,7 @@ class Broadcaster:
                 if message.json is None:
                     log.warn("Cannot send event {id} to WebSocket clients: {error}", id=message.id, error=message.encodeError)
                     continue
-                keys = event_keys(message)
+                keys = eventKeys(message)
                 targets = index.match(keys) if len(index) else ()
                 if not targets and not unregistered and history is None:
                     continue

@@ -11,7 +11,7 @@ filters match rarely how far the server has got.
 
 import json
 
-from stellarflow.websocket.filters import KNOWN_TYPES, jsonType  # noqa: F401 (used as messages.jsonType)
+from stellarflow.websocket.filters import KNOWN_TYPES
 
 #: The guide's welcome text and registration template (sent once per connection).
 WELCOME = {
@@ -104,8 +104,8 @@ def registered(filters, resume=None):
     human-readable ``warnings`` entry.  For a register with ``resume_after``, C{resume} is a
     dict of the keys to add (``resume_after``, ``resumed`` and, when not resumed, ``gap``).
     """
-    reply = {"type": "registered", "message": REGISTERED_TEXT, "filters": filters.to_json()}
-    unknown = list(filters.unknown_types)
+    reply = {"type": "registered", "message": REGISTERED_TEXT, "filters": filters.toJSON()}
+    unknown = list(filters.unknownTypes)
     if unknown:
         reply["unknown_types"] = unknown
         reply["warnings"] = [

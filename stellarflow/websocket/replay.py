@@ -26,8 +26,8 @@ from twisted.python.failure import Failure
 from stellarflow.backoff import Backoff
 from stellarflow.positions import after, before, ledgerOf
 from stellarflow.websocket import messages
-from stellarflow.websocket.filters import event_keys, matches
 from stellarflow.websocket.history import Event
+from stellarflow.websocket.matching import eventKeys, matches
 
 log = Logger()
 
@@ -361,7 +361,7 @@ class Replayer:
                     session.seq = seq + 1
                     session.position = event.id
                     used += SCAN_COST
-                    if filters.is_empty or matches(filters, event.keys):
+                    if filters.isEmpty or matches(filters, event.keys):
                         broadcaster._hold(client, event)
                         sent += 1
                         used += SEND_COST
@@ -372,7 +372,7 @@ class Replayer:
                     id, payload = page[session.pageIndex]
                     session.pageIndex += 1
                     session.position = id
-                    used += DECODE_COST if filters.is_empty else DECODE_COST + PARSE_COST
+                    used += DECODE_COST if filters.isEmpty else DECODE_COST + PARSE_COST
                     event = self._decode(id, payload, filters)
                     if event is not None:
                         broadcaster._hold(client, event)
@@ -407,9 +407,9 @@ class Replayer:
         filters need them; C{None} when it does not match (or cannot be read).
         """
         keys = None
-        if not filters.is_empty:
+        if not filters.isEmpty:
             try:
-                keys = event_keys(json.loads(payload))
+                keys = eventKeys(json.loads(payload))
             except (ValueError, TypeError, AttributeError):
                 log.warn("Stored event {id} cannot be decoded; not replayed", id=id)
                 return None
