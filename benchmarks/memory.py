@@ -68,6 +68,7 @@ def settle(reactor):
 def stalled(reactor, p, queueSize):
     """RSS growth while a client that never reads is sent C{stall_events} events."""
     from stellarflow.batch import Batch
+    from stellarflow.compat.autobahn import frameBytes
 
     sender = account(0, "sender")
     messages = [transferMessage(n, sender) for n in range(p["stall_events"])]
@@ -112,7 +113,7 @@ def stalled(reactor, p, queueSize):
             yield sleep(reactor, 0.1)
         yield settle(reactor)
         after = rssBytes()
-        frame = len(consumer.broadcaster.prepare(_encode(messages[0])).payloadHybi)
+        frame = len(frameBytes(consumer.broadcaster.prepare(_encode(messages[0]))))
         returnValue({
             "max_queue_size": queueSize,
             "events": len(messages),

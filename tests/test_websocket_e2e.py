@@ -18,6 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyClass, verifyObject
 
 from stellarflow.batch import Batch
+from stellarflow.compat.autobahn import cancelBatchedTimers
 from stellarflow.interfaces import IComponentFactory, IConsumer
 from stellarflow.pipeline import ComponentContext
 from stellarflow.websocket.consumer import ListenError, SaveToWebSocket
@@ -161,10 +162,7 @@ def cancelAutobahnTimers():
     close-handshake timeouts are not cancelled when the TCP connection goes first and would
     leave the reactor dirty for up to close_timeout.
     """
-    for call in reactor.getDelayedCalls():
-        owner = getattr(call.func, "__self__", None)
-        if type(owner).__name__ == "_BatchedTimer" or getattr(call.func, "__name__", "") == "notify_one_chunk":
-            call.cancel()
+    cancelBatchedTimers(reactor)
 
 
 class E2EMixin:

@@ -1,23 +1,28 @@
 """
-Tests for stellarflow.websocket.protocol: the Autobahn protocol and factory, in memory
-(twisted.test.iosim pumps, as autobahn.twisted.testing does) on a Clock that txaio also uses.
+Tests for L{stellarflow.websocket.protocol}: the Autobahn protocol and factory, in memory
+(twisted.test.iosim pumps, as autobahn.twisted.testing does) on a Clock that txaio also uses,
+and its direct socket write on a real TCP transport over a scripted socket.
 """
 
+import errno
 import json
 
 import txaio
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from autobahn.websocket.compress import PerMessageDeflateOffer
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionLost
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from stellarflow.compat.autobahn import compressionNegotiated, pingsSent, prepareTextFrame
 from stellarflow.interfaces import IClientConnection
 from stellarflow.websocket.broadcaster import Broadcaster
 from tests import test_websocket_broadcaster as helpers
+from tests.wshelpers import ScriptedSocket, tcpTransport, textFrame
 
 SERVER = IPv4Address("TCP", "127.0.0.1", 8080)
 
@@ -196,7 +201,7 @@ class HandshakeTests(ProtocolTestsMixin, SynchronousTestCase):
         head = client.data.split(b"\r\n\r\n")[0]
         self.assertTrue(head.startswith(b"HTTP/1.1 101 "))
         self.assertNotIn(b"sec-websocket-extensions", head.lower())
-        self.assertIsNone(server._perMessageCompress)
+        self.assertFalse(compressionNegotiated(server))
 
     def test_options(self):
         f = self.factory
@@ -293,7 +298,7 @@ class HeartbeatTests(ProtocolTestsMixin, SynchronousTestCase):
             self.clock.advance(30.2)
             pump.flush()
         self.assertIsNone(client.closedWith)
-        self.assertEqual(server.autoPingPendingSeq, 10)
+        self.assertEqual(pingsSent(server), 10)
 
     def test_silentClientDropped(self):
         """
@@ -304,7 +309,7 @@ class HeartbeatTests(ProtocolTestsMixin, SynchronousTestCase):
         self.register(client, pump)
         self.clock.advance(30.2)
         pump.flush()
-        self.assertEqual(server.autoPingPendingSeq, 1)
+        self.assertEqual(pingsSent(server), 1)
         self.clock.advance(59)
         pump.flush()
         self.assertIsNone(client.closedWith)
@@ -313,3 +318,104 @@ class HeartbeatTests(ProtocolTestsMixin, SynchronousTestCase):
         pump.flush()
         self.assertEqual(self.broadcaster.connected, 0)
         self.assertIsNotNone(client.closedWith)
+
+
+def holds(reactor):
+    """
+    Whether the (one) transport of C{reactor} holds data to write: it registered as a writer.
+    """
+    return bool(reactor.getWriters())
+
+
+class DirectWriteTests(ProtocolTestsMixin, SynchronousTestCase):
+    """
+    C{sendMany} on a TCP transport holding nothing writes to the socket itself; whatever the
+    socket does not take goes through the transport, in order, and nothing is lost or sent
+    twice.  The handshake is done in memory, then the connection's transport is a real
+    Twisted TCP transport over a scripted socket.
+    """
+
+    payloads = [b'{"n":1}', b'{"n":2}', b'{"n":3}']
+
+    def open(self, sock):
+        client, server, pump = self.connect()
+        self.register(client, pump)
+        transport, reactor = tcpTransport(server, sock)
+        server.transport = transport
+        return server, transport, reactor
+
+    def frames(self, payloads=None):
+        return [prepareTextFrame(p) for p in payloads or self.payloads]
+
+    def wire(self, payloads=None):
+        return b"".join(textFrame(p) for p in payloads or self.payloads)
+
+    def test_wholeWrite(self):
+        """
+        The socket takes everything: one send, nothing left in the transport.
+        """
+        sock = ScriptedSocket()
+        server, transport, reactor = self.open(sock)
+        server.sendMany(self.frames())
+        self.assertEqual(sock.sent, [self.wire()])
+        self.assertFalse(holds(reactor))
+
+    def test_shortWrite(self):
+        """
+        The socket takes part of the data: the rest goes through the transport, after it, and
+        what is sent next waits behind it.
+        """
+        sock = ScriptedSocket(5, 0)
+        server, transport, reactor = self.open(sock)
+        server.sendMany(self.frames())
+        self.assertEqual(sock.sent, [self.wire()[:5]])
+        self.assertTrue(holds(reactor))
+        later = [b'{"n":4}']
+        server.sendMany(self.frames(later))
+        self.assertEqual(sock.sent, [self.wire()[:5]])  # not straight to the socket now
+        transport.doWrite()  # the socket takes nothing (the script's 0)
+        transport.doWrite()
+        self.assertEqual(sock.received(), self.wire() + self.wire(later))
+        self.assertFalse(holds(reactor))
+
+    def test_wouldBlock(self):
+        """
+        The socket takes nothing (EAGAIN): everything goes through the transport.
+        """
+        sock = ScriptedSocket(BlockingIOError(errno.EAGAIN, "try again"))
+        server, transport, reactor = self.open(sock)
+        server.sendMany(self.frames())
+        self.assertEqual(sock.sent, [])
+        self.assertTrue(holds(reactor))
+        transport.doWrite()
+        self.assertEqual(sock.sent, [self.wire()])
+
+    def test_closedSocket(self):
+        """
+        The socket fails (EPIPE, ECONNRESET): C{sendMany} does not raise and hands the data to
+        the transport, whose own write then finds the error and reports the connection lost.
+        """
+        for code, exception in ((errno.EPIPE, BrokenPipeError), (errno.ECONNRESET, ConnectionResetError)):
+            sock = ScriptedSocket(exception(code, "gone"), exception(code, "gone"))
+            server, transport, reactor = self.open(sock)
+            server.sendMany(self.frames())
+            self.assertEqual(sock.sent, [])
+            self.assertTrue(holds(reactor))
+            self.assertIsInstance(transport.doWrite(), ConnectionLost)
+            self.assertEqual(sock.sent, [])
+
+    def test_notOpen(self):
+        """
+        Once the closing handshake started, nothing is written: neither to the socket nor to
+        the transport.
+        """
+        client, server, pump = self.connect()
+        self.register(client, pump)
+        server.close(1001, "server shutting down")
+        sock = ScriptedSocket()
+        transport, reactor = tcpTransport(server, sock)
+        server.transport = transport
+        server.sendMany(self.frames())
+        server.send(self.frames()[0])
+        self.assertEqual(sock.sent, [])
+        self.assertFalse(holds(reactor))

@@ -4,17 +4,19 @@ Thin Autobahn server protocol and factory for the WebSocket consumer.
 The protocol checks the handshake (path, origin, connection limit), forwards open, message and
 close to the L{Broadcaster} and writes what it is told to (L{IClientConnection}); all client
 state lives in the broadcaster.  The factory applies safe Autobahn options: bounded frames and
-messages, native ping/pong heartbeats, no compression, handshake timeouts.
+messages, native ping/pong heartbeats, no compression, handshake timeouts.  Autobahn's and
+Twisted's internals used on the write path are in L{stellarflow.compat}.
 """
 
 from functools import partial
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
-from autobahn.util import encode_truncate
 from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny
 from zope.interface import implementer
 
+from stellarflow.compat.autobahn import rawFrame, rawFrames, sendCloseFrame
+from stellarflow.compat.twisted import writeNow
 from stellarflow.interfaces import IClientConnection
 
 _OPEN = WebSocketProtocol.STATE_OPEN
@@ -64,47 +66,31 @@ class BroadcastServerProtocol(WebSocketServerProtocol):
     def send(self, frame):
         if self.state != _OPEN:
             return
-        if self._perMessageCompress is None and not self.send_queue:
-            # What sendPreparedMessage -> sendData does in this case, minus the debug-log
-            # arguments Autobahn formats on every call (~40% of the cost of a delivery).
-            self.transport.write(frame.payloadHybi)
-        else:
+        data = rawFrame(self, frame)
+        if data is None:
             self.sendPreparedMessage(frame)
+        else:
+            self.transport.write(data)
 
     def sendMany(self, frames):
         """
         Write several prepared frames as one write: straight to the socket when the transport
         holds nothing (no writer registration with the reactor, no doWrite turn), the rest
-        through the transport as before.
+        through the transport.
         """
         if self.state != _OPEN:
             return
-        if self._perMessageCompress is not None or self.send_queue:
+        data = rawFrames(self, frames)
+        if data is None:
             for frame in frames:
                 self.sendPreparedMessage(frame)
             return
-        data = frames[0].payloadHybi if len(frames) == 1 else b"".join([f.payloadHybi for f in frames])
-        transport = self.transport
-        # A TCP transport with nothing buffered: send now, without registering a writer with
-        # the reactor and waiting a turn for doWrite (most of the fan-out cost at small pages).
-        # These are twisted.internet.abstract.FileDescriptor's own attributes; any other
-        # transport (TLS, tests) takes the plain write.
-        if (getattr(transport, "_tempDataLen", None) == 0 and not getattr(transport, "TLS", True)
-                and transport.offset == len(transport.dataBuffer)
-                and transport.connected and not transport.disconnecting):
-            try:
-                sent = transport.socket.send(data)
-            except OSError:
-                sent = 0  # EAGAIN; or an error the transport reports on its next write
-            if sent >= len(data):
-                return
-            data = data[sent:]
-        transport.write(data)
+        writeNow(self.transport, data)
 
     def close(self, code, reason):
-        # sendCloseFrame, not sendClose: the latter refuses 1001 and other RFC codes.
+        # any code: the public sendClose refuses 1001 and other RFC codes.
         if self.state == _OPEN:
-            self.sendCloseFrame(code=code, reasonUtf8=encode_truncate(reason, 123))
+            sendCloseFrame(self, code, reason)
 
     def abort(self):
         self.dropConnection(abort=True)
