@@ -20,8 +20,9 @@ from zope.interface.verify import verifyObject
 
 from stellarflow.compat.autobahn import compressionNegotiated, pingsSent, prepareTextFrame
 from stellarflow.interfaces import IClientConnection
-from stellarflow.websocket.broadcaster import Broadcaster
-from tests import test_websocket_broadcaster as helpers
+from stellarflow.websocket.hub import ClientHub
+from stellarflow.websocket.protocol import BroadcastServerFactory
+from tests import wshelpers as helpers
 from tests.wshelpers import ScriptedSocket, tcpTransport, textFrame
 
 SERVER = IPv4Address("TCP", "127.0.0.1", 8080)
@@ -96,26 +97,24 @@ class ProtocolTestsMixin:
         self.addCleanup(setattr, txaio.config, "loop", saved)
         self.build()
 
-    def build(self, max_connections=10, allowed_origins=(), registration_timeout=10):
-        from stellarflow.websocket.protocol import BroadcastServerFactory
-
+    def build(self, maxConnections=10, allowedOrigins=(), registrationTimeout=10):
+        self.hub = ClientHub(
+            self.clock,
+            prepare=prepareTextFrame,
+            maxConnections=maxConnections,
+            registrationTimeout=registrationTimeout,
+        )
         self.factory = BroadcastServerFactory(
             self.clock,
+            self.hub,
             path="/ws",
-            max_message_size=1024,
-            ping_interval=30,
-            pong_timeout=60,
-            allowed_origins=allowed_origins,
-            open_timeout=5,
-            close_timeout=2,
+            maxMessageSize=1024,
+            pingInterval=30,
+            pongTimeout=60,
+            allowedOrigins=allowedOrigins,
+            openTimeout=5,
+            closeTimeout=2,
         )
-        self.broadcaster = Broadcaster(
-            self.clock,
-            prepare=self.factory.prepareFrame,
-            max_connections=max_connections,
-            registration_timeout=registration_timeout,
-        )
-        self.factory.broadcaster = self.broadcaster
         self.port = 40000
 
     def _serverAndTransports(self, client):
@@ -151,14 +150,14 @@ class HandshakeTests(ProtocolTestsMixin, SynchronousTestCase):
         self.assertTrue(client.opened)
         self.assertEqual(client.received, [helpers.GUIDE_WELCOME])
         verifyObject(IClientConnection, server)
-        self.assertIs(server.transport.producer, server.client)
+        self.assertIs(server.transport.producer, server.session)
         self.assertTrue(server.transport.streamingProducer)
-        self.assertEqual(self.broadcaster.connected, 1)
+        self.assertEqual(self.hub.connected, 1)
 
     def test_otherPath404(self):
         client, server, pump = self.raw(handshake("/other"))
         self.assertTrue(client.data.startswith(b"HTTP/1.1 404 Not Found\r\n"), client.data[:40])
-        self.assertEqual(self.broadcaster.connections, 0)
+        self.assertEqual(self.hub.counters.connections, 0)
 
     def test_plainHttpNoStatusPage(self):
         """
@@ -169,19 +168,19 @@ class HandshakeTests(ProtocolTestsMixin, SynchronousTestCase):
         self.assertNotIn(b"example.com", client.data)
 
     def test_maxConnections503(self):
-        self.build(max_connections=2)
+        self.build(maxConnections=2)
         self.connect()
         self.connect()
         client, server, pump = self.raw(handshake())
         self.assertTrue(client.data.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), client.data[:40])
-        self.assertEqual(self.broadcaster.connected, 2)
+        self.assertEqual(self.hub.connected, 2)
 
     def test_origins(self):
         """
         With allowed_origins set, a browser Origin must match one exactly (case-insensitive);
         clients without an Origin header are let in.
         """
-        self.build(allowed_origins=["https://app.example.com"])
+        self.build(allowedOrigins=["https://app.example.com"])
         denied, _, _ = self.raw(handshake(headers=["Origin: https://evil.example.com"]))
         self.assertTrue(denied.data.startswith(b"HTTP/1.1 403 Forbidden\r\n"), denied.data[:40])
         allowed, _, _ = self.raw(handshake(headers=["Origin: https://APP.example.com"]))
@@ -216,7 +215,7 @@ class MessageTests(ProtocolTestsMixin, SynchronousTestCase):
     def test_registerAndReceive(self):
         client, server, pump = self.connect()
         self.register(client, pump, {"asset_codes": ["USDC"]})
-        self.broadcaster.broadcast([helpers.tokenEvent(1), helpers.tokenEvent(2, code="XLM")])
+        self.hub.broadcast([helpers.tokenEvent(1), helpers.tokenEvent(2, code="XLM")])
         pump.flush()
         self.assertEqual(client.types(), ["welcome", "registered", "contract_event"])
         self.assertEqual(client.received[2], helpers.tokenEvent(1))
@@ -240,7 +239,7 @@ class MessageTests(ProtocolTestsMixin, SynchronousTestCase):
         client.sendMessage(b" " * 1025)
         pump.flush()
         self.assertEqual(client.closedWith[1], 1009)
-        self.assertEqual(self.broadcaster.connected, 0)
+        self.assertEqual(self.hub.connected, 0)
 
     def test_fragmentedOversize1009(self):
         """
@@ -262,12 +261,12 @@ class MessageTests(ProtocolTestsMixin, SynchronousTestCase):
         pump.flush()
         self.assertEqual(client.received[-1]["error"], "registration_timeout")
         self.assertEqual(client.closedWith[1:], (4008, "registration timeout"))
-        self.assertEqual(self.broadcaster.connected, 0)
+        self.assertEqual(self.hub.connected, 0)
 
     def test_shutdown1001(self):
         client, server, pump = self.connect()
         self.register(client, pump)
-        d = self.broadcaster.shutdown(5)
+        d = self.hub.shutdown(5)
         pump.flush()
         self.successResultOf(d)
         self.assertEqual(client.closedWith[1], 1001)
@@ -279,7 +278,7 @@ class MessageTests(ProtocolTestsMixin, SynchronousTestCase):
         client, server, pump = self.connect()
         self.register(client, pump)
         server.transport.producer.pauseProducing()
-        self.broadcaster.broadcast([helpers.plainEvent(1)])
+        self.hub.broadcast([helpers.plainEvent(1)])
         pump.flush()
         self.assertEqual(client.types(), ["welcome", "registered"])
         server.transport.producer.resumeProducing()
@@ -313,10 +312,10 @@ class HeartbeatTests(ProtocolTestsMixin, SynchronousTestCase):
         self.clock.advance(59)
         pump.flush()
         self.assertIsNone(client.closedWith)
-        self.assertEqual(self.broadcaster.connected, 1)
+        self.assertEqual(self.hub.connected, 1)
         self.clock.advance(1.2)
         pump.flush()
-        self.assertEqual(self.broadcaster.connected, 0)
+        self.assertEqual(self.hub.connected, 0)
         self.assertIsNotNone(client.closedWith)
 
 

@@ -115,7 +115,7 @@ class ResumeE2EMixin:
         self.ws = pipeline.consumers[0][1]
         yield until(lambda: self.ws.listeningPort is not None, TIMEOUT)
         self.port = self.ws.listeningPort.getHost().port
-        self.broadcaster = self.ws.broadcaster
+        self.hub = self.ws.hub
 
     def stopDaemon(self, daemon):
         if daemon.running:
@@ -155,7 +155,7 @@ class ResumeE2EMixin:
         self.stopLedgers()
         end = getevents.max_cursor(self.rpc.ledgers.latest)
         yield until(
-            lambda: (self.broadcaster.position or "") >= end and not self.broadcaster.replayer.replaying, TIMEOUT
+            lambda: (self.hub.position or "") >= end and not self.hub.replayer.replaying, TIMEOUT
         )
         for client in clients:
             yield client.barrier(TIMEOUT)
@@ -195,7 +195,7 @@ class ResumeFromMemoryTests(ResumeE2EMixin, TestCase):
         usdcReference = alwaysUsdc.events()
         self.assertEqual(third.events(), [i for i in usdcReference if i > resumeAfter])
         self.assertTrue(third.events())
-        self.assertEqual(self.broadcaster.replayer.started, 2)
+        self.assertEqual(self.hub.replayer.started, 2)
 
     @defer.inlineCallbacks
     def test_gapBeyondWindow(self):
@@ -269,17 +269,17 @@ class ResumeFromMemoryTests(ResumeE2EMixin, TestCase):
             return consume(batch)
 
         self.ws.consume = stampedConsume
-        yield until(lambda: self.broadcaster.position is not None, TIMEOUT)  # the source runs
+        yield until(lambda: self.hub.position is not None, TIMEOUT)  # the source runs
         self.rpc.advance_ledgers(120)
-        yield until(lambda: len(self.broadcaster.history) >= 2800, TIMEOUT)
-        oldest = self.broadcaster.history.at(self.broadcaster.history.first).id
+        yield until(lambda: len(self.hub.history) >= 2800, TIMEOUT)
+        oldest = self.hub.history.at(self.hub.history.first).id
         lives = []
         for _ in range(10):
             lives.append((yield self.connect(protocol=TimedClient)))
         resumers = yield defer.gatherResults([self.connect(resume_after=oldest) for _ in range(20)])
         for client in resumers:
             self.assertIs(self.registered(client)["resumed"], True)
-        yield until(lambda: not self.broadcaster.replayer.replaying, TIMEOUT)
+        yield until(lambda: not self.hub.replayer.replaying, TIMEOUT)
         yield sleep(reactor, 0.3)
         yield self.settle(*(lives + resumers))
 
@@ -322,11 +322,11 @@ class ResumeFromDatabaseTests(ResumeE2EMixin, TestCase):
         yield self.daemon.stopService()
         yield sleep(reactor, 1)
         yield self.startDaemon(database=db)
-        self.assertEqual(len(self.broadcaster.history or ()), 0)
+        self.assertEqual(len(self.hub.history or ()), 0)
         second = yield self.connect(filters, resume_after=resumeAfter)
         reply = self.registered(second)
         self.assertEqual((reply["resumed"], reply["resume_after"]), (True, resumeAfter))
-        floor = self.broadcaster.history.floor
+        floor = self.hub.history.floor
         self.assertGreater(floor, resumeAfter)
         yield sleep(reactor, 1)
         yield self.settle(second)

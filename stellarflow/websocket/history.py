@@ -15,21 +15,24 @@ for positions older than the floor.
 
 from bisect import bisect_right
 
+import attr
+
 from stellarflow.positions import before, isPosition, ledgerOf
 
 
+@attr.s(slots=True, eq=False, weakref_slot=False)
 class Event:
     """
-    One event as the WebSocket server holds it: its id, its filter keys (L{EventKeys}) and its
-    frame (framed once, shared by every client and by the history).
+    One event as the WebSocket server holds it, shared by every client and by the history.
+
+    @ivar id: its id (the resume token).
+    @ivar keys: its L{EventKeys}, or C{None} when no filter needs them (replayed unfiltered).
+    @ivar frame: its frame, framed once.
     """
 
-    __slots__ = ("id", "keys", "frame")
-
-    def __init__(self, id, keys, frame):
-        self.id = id
-        self.keys = keys
-        self.frame = frame
+    id = attr.ib()
+    keys = attr.ib()
+    frame = attr.ib()
 
 
 class HistoryWindow:
