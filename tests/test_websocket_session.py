@@ -41,6 +41,21 @@ class PendingQueueTests(HubTestsMixin, SynchronousTestCase):
         register(hub, session)
         self.assertEqual(conn.events(), [eventId(3), eventId(4), eventId(5)])
 
+    def test_limitExactly(self):
+        """
+        The event that fills the queue to max_queue_size is kept and nothing is dropped; the
+        one after it drops exactly the oldest.
+        """
+        hub = self.make(maxQueueSize=4)
+        conn, session = self.connect(hub)
+        hub.broadcast([plainEvent(n) for n in range(1, 5)])
+        self.assertEqual((session.queued, hub.counters.dropped), (4, 0))
+        hub.broadcast([plainEvent(5)])
+        self.assertEqual((session.queued, hub.counters.dropped), (4, 1))
+        register(hub, session)
+        self.assertEqual(conn.events(), [eventId(n) for n in range(2, 6)])
+        self.assertEqual(session.queued, 0)
+
     def test_dropLogRateLimited(self):
         """
         "message queue full" is logged at most once per log_interval per client, with its address
@@ -161,6 +176,36 @@ class BacklogTests(HubTestsMixin, SynchronousTestCase):
         self.assertEqual(slow.events(), [])
         hub.disconnected(slowSession)
         self.assertEqual(hub.connected, 1)
+
+    def test_limitExactly(self):
+        """
+        The message that brings what is held to max_queue_size is held and the client stays
+        open; the one after it closes the client.
+        """
+        hub = self.make(maxQueueSize=4)
+        conn, session = self.connect(hub)
+        register(hub, session)
+        session.pauseProducing()
+        hub.broadcast([plainEvent(n) for n in range(1, 5)])
+        self.assertEqual(session.held, 4)
+        self.assertIsNone(conn.closed)
+        self.assertEqual(hub.counters.closedQueueFull, 0)
+        hub.broadcast([plainEvent(5)])
+        self.assertEqual(conn.closed, (4029, "message queue full"))
+        self.assertEqual(hub.counters.closedQueueFull, 1)
+
+    def test_limitCountsRepliesToo(self):
+        """
+        The server's own messages held count towards the limit like events.
+        """
+        hub = self.make(maxQueueSize=3)
+        conn, session = self.connect(hub)
+        session.pauseProducing()
+        register(hub, session)  # the reply is held: 1
+        hub.broadcast([plainEvent(1), plainEvent(2)])  # 3
+        self.assertIsNone(conn.closed)
+        hub.received(session, b"?", False)  # an error reply: one more
+        self.assertEqual(conn.closed, (4029, "message queue full"))
 
     def test_brokenConnection(self):
         """
