@@ -181,7 +181,8 @@ class IEventHistory(Interface):
 
 class IClientConnection(Interface):
     """
-    What the broadcaster needs from one WebSocket connection (the Autobahn protocol).
+    What a client's session (L{stellarflow.websocket.session.Session}) needs from its WebSocket
+    connection (the Autobahn protocol).
     """
 
     peer = Attribute("The client's address as text, for logs (e.g. 'tcp4:10.0.0.7:51234').")

@@ -193,7 +193,7 @@ class SaveToWebSocket:
     @property
     def address(self):
         """
-        ``host:port`` as configured, or as bound once listening (port 0 becomes the real one).
+        C{host:port} as configured, or as bound once listening (port 0 becomes the real one).
         """
         port = self.listeningPort.getHost().port if self.listeningPort is not None else self.port
         host = self.host or "0.0.0.0"

@@ -1,9 +1,9 @@
 """
 The recent events of a pipeline, kept so that a WebSocket client can resume after a reconnect.
 
-Positions are RPC event ids and cursors, ``%019d-%010d`` (the TOID and the event index): they
-sort as strings in chain order, and a position is exclusive (``resume_after`` X means the
-events with ``id > X``), like the RPC's cursor.
+Positions are RPC event ids and cursors, C{%019d-%010d} (the TOID and the event index): they
+sort as strings in chain order, and a position is exclusive (C{resume_after} X means the
+events with C{id > X}), like the RPC's cursor.
 
 L{HistoryWindow} holds the newest events (bounded by count and, optionally, by ledgers) as the
 broadcaster already has them: the id, the filter keys and the frame shared with live clients,
