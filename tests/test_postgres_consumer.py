@@ -355,7 +355,7 @@ class OutageTests(ConsumerTestCase):
         self.assertNoResult(loaded)
         self.assertNoResult(acked)
         self.assertIn("Cannot use PostgreSQL at", self.logs.text())
-        self.assertIn("waits for PostgreSQL", self.logs.text())
+        self.assertIn("holds the position of pipeline", self.logs.text())
         proxy.accept()
         self.assertIsNone((yield loaded))
         yield acked
