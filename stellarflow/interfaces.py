@@ -39,7 +39,7 @@ class IStatsProvider(Interface):
     def stats():
         """
         A flat mapping of name to number (or bool).  Names ending in ``_total`` are counters.
-        Sources report ``polling`` (bool), ``latest_ledger`` and ``lag_ledgers`` for health.
+        Sources report ``polling`` (bool), ``latestLedger`` and ``lagLedgers`` for health.
         """
 
 

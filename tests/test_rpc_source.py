@@ -27,7 +27,7 @@ from stellarflow.rpc.pages import orderEvents
 from stellarflow.rpc.policy import RETRY_CAP
 from stellarflow.rpc.source import RPCSourceAdapter
 from stellarflow.testing import fixtures
-from stellarflow.testing.fixtures import fixture_path
+from stellarflow.testing.fixtures import fixturePath
 from stellarflow.testing.memory import MemoryConsumer
 from stellarflow.testing.rpcserver import StellarRPCResource, serve
 
@@ -441,7 +441,7 @@ class ProtocolTests(SourceCase):
         self.assertEqual(len(calls), 2)
         self.assertEqual(self.deliver.ids, [eventId(100), eventId(101)])
         self.assertEqual([b.cursor for b in self.deliver.batches], [eventId(101), positions.ledgerEnd(150)])
-        self.assertEqual(self.deliver.batches[0].latest_ledger, 150)
+        self.assertEqual(self.deliver.batches[0].latestLedger, 150)
 
     def test_xdrFormatJson(self):
         script = Script(default=page([], cursor=positions.ledgerEnd(10), latest=10))
@@ -574,7 +574,7 @@ class ProtocolTests(SourceCase):
         self.assertEqual(calls[1]["startLedger"], 9)
         self.assertEqual(calls[2]["pagination"]["cursor"], eventId(11))
         self.assertEqual(self.deliver.batches[0].cursor, eventId(11))
-        self.assertEqual(self.deliver.batches[0].latest_ledger, 12)
+        self.assertEqual(self.deliver.batches[0].latestLedger, 12)
 
     def test_neverTwoInFlight(self):
         """
@@ -639,12 +639,12 @@ class ProtocolTests(SourceCase):
         self.clock.advance(42)
         self.start()
         s = self.source
-        self.assertEqual((s.requests, s.errors, s.last_error), (2, 1, "HTTP 503 (empty body)"))
+        self.assertEqual((s.requests, s.errors, s.lastError), (2, 1, "HTTP 503 (empty body)"))
         self.clock.advance(1)
-        self.assertEqual((s.latest_ledger, s.oldest_ledger, s.requests, s.errors, s.events_delivered), (20, 3, 3, 1, 2))
+        self.assertEqual((s.latestLedger, s.oldestLedger, s.requests, s.errors, s.eventsDelivered), (20, 3, 3, 1, 2))
         self.assertEqual(s.cursor, positions.ledgerEnd(15))
-        self.assertEqual(s.lag_ledgers, 5)
-        self.assertEqual(s.last_success_time, 43)
+        self.assertEqual(s.lagLedgers, 5)
+        self.assertEqual(s.lastSuccessTime, 43)
         self.assertTrue(s.polling)
 
 
@@ -1103,7 +1103,7 @@ class FixtureTests(SourceCase):
         Every recorded page becomes one batch of its events, in id order, with a cursor.
         """
         for name in self.NAMES:
-            with open(fixture_path("rpc", name + ".json"), encoding="utf-8") as f:
+            with open(fixturePath("rpc", name + ".json"), encoding="utf-8") as f:
                 document = json.load(f)
             result = document["result"] if "jsonrpc" in document else document
             self.deliver = Collector()
@@ -1116,7 +1116,7 @@ class FixtureTests(SourceCase):
             self.assertEqual([e["id"] for e in batch.items], sorted(ids), name)
             expected = result.get("cursor") or (result["events"][-1].get("pagingToken") or ids[-1])
             self.assertEqual(batch.cursor, expected, name)
-            self.assertEqual(batch.latest_ledger, int(result["latestLedger"]), name)
+            self.assertEqual(batch.latestLedger, int(result["latestLedger"]), name)
             self.source.stop()
 
 
@@ -1158,13 +1158,13 @@ class TestServerTests(SourceCase):
         self.assertEqual(self.deliver.ids, self.expectedIds(server, 1000, latest))
         requests = len(self.serverRequests())
         self.assertGreater(requests, 5)
-        self.assertEqual(self.source.lag_ledgers, 0)
+        self.assertEqual(self.source.lagLedgers, 0)
         self.clock.advance(4.9)
         self.assertEqual(len(self.serverRequests()), requests)
         self.clock.advance(0.1)
         self.assertEqual(len(self.serverRequests()), requests + 1)
         self.assertEqual(self.deliver.ids, self.expectedIds(server, 1000, server.ledgers.latest))
-        self.assertEqual(server.max_in_flight, 1)
+        self.assertEqual(server.maxInFlight, 1)
         params = self.serverRequests()
         self.assertIn("startLedger", params[0])
         for p in params[1:]:
@@ -1198,7 +1198,7 @@ class TestServerTests(SourceCase):
         self.assertEqual(self.source.errors, 5)
         self.assertEqual(self.deliver.ids, self.expectedIds(server, 1000, positions.ledgerOf(self.source.cursor)))
         self.assertGreaterEqual(positions.ledgerOf(self.source.cursor), server.ledgers.latest - 1)
-        self.assertEqual(server.max_in_flight, 1)
+        self.assertEqual(server.maxInFlight, 1)
         kinds = [t for t in self.texts("warn") if "getEvents poll" in t]
         for kind in ("http-error", "bad-response", "queue-full", "connection", "timeout"):
             self.assertTrue(any(kind in t for t in kinds), kind)
@@ -1301,7 +1301,7 @@ class LoopbackTests(TestCase):
         events = [r for r in server.requests if r.method == "getEvents"]
         self.assertGreater(len(events), 5)
         self.assertTrue(all(r.headers.get("authorization") == SECRET for r in server.requests))
-        self.assertEqual(server.max_in_flight, 1)
+        self.assertEqual(server.maxInFlight, 1)
 
 
 

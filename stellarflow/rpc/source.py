@@ -53,9 +53,9 @@ class RPCSourceAdapter(SourceStatus):
     params, a gap with C{on_gap="stop"}, an unusable checkpoint) and fires once a backfill
     reached C{end_ledger} (or the source was stopped).
 
-    Attributes for metrics and health: C{polling}, C{latest_ledger}, C{oldest_ledger},
-    C{cursor}, C{lag_ledgers}, C{last_success_time}, C{requests}, C{errors},
-    C{events_delivered}, C{last_error}, C{fatal}, C{complete}, C{gaps}.
+    Attributes for metrics and health: C{polling}, C{latestLedger}, C{oldestLedger},
+    C{cursor}, C{lagLedgers}, C{lastSuccessTime}, C{requests}, C{errors},
+    C{eventsDelivered}, C{lastError}, C{fatal}, C{complete}, C{gaps}.
     """
 
     log = Logger()
@@ -147,14 +147,14 @@ class RPCSourceAdapter(SourceStatus):
         # observable state
         self.startedAt = None
         self.polling = False
-        self.latest_ledger = None
-        self.oldest_ledger = None
-        self.last_success_time = None
+        self.latestLedger = None
+        self.oldestLedger = None
+        self.lastSuccessTime = None
         self.requests = 0
-        self.request_seconds = 0.0
+        self.requestSeconds = 0.0
         self.errors = 0
-        self.events_delivered = 0
-        self.last_error = None
+        self.eventsDelivered = 0
+        self.lastError = None
         self.fatal = None
         self.complete = False
         self.gaps = []
@@ -273,7 +273,7 @@ class RPCSourceAdapter(SourceStatus):
         started = self.clock.seconds()
 
         def clear(result):
-            self.request_seconds += self.clock.seconds() - started
+            self.requestSeconds += self.clock.seconds() - started
             if self._request is d:
                 self._request = None
             return result
@@ -297,19 +297,19 @@ class RPCSourceAdapter(SourceStatus):
             if self._stopping:
                 return None
             self._startLedger = info["sequence"]
-            self.latest_ledger = info["sequence"]
+            self.latestLedger = info["sequence"]
             self.log.info("Starting at the RPC's latest ledger {ledger}", ledger=self._startLedger)
 
         previous = self.cursor
         page = yield self._rpc(self.client.getEvents(self._params()))
         if self._stopping:
             return None
-        self.last_success_time = self.clock.seconds()
+        self.lastSuccessTime = self.clock.seconds()
         self.origin.reached()
-        if page.latest_ledger is not None:
-            self.latest_ledger = page.latest_ledger
-        if page.oldest_ledger is not None:
-            self.oldest_ledger = page.oldest_ledger
+        if page.latestLedger is not None:
+            self.latestLedger = page.latestLedger
+        if page.oldestLedger is not None:
+            self.oldestLedger = page.oldestLedger
 
         full = len(page.events) >= self.limit
         accepted = acceptPage(page, self._lastKey, self.end_ledger, full)
@@ -320,14 +320,14 @@ class RPCSourceAdapter(SourceStatus):
             "Polled {count} events up to cursor {cursor} (latest ledger {latest})",
             count=len(items),
             cursor=cursor,
-            latest=page.latest_ledger,
+            latest=page.latestLedger,
         )
 
         if items or (cursor is not None and cursor != previous):
             # The position the batch continues from: the cursor, or just before the first
             # ledger asked for (durable consumers rejoining need to know where a run starts).
             start = previous if previous is not None else positions.ledgerStart(self._startLedger)
-            batch = Batch(items=items, cursor=cursor, previous=start, latest_ledger=self.latest_ledger)
+            batch = Batch(items=items, cursor=cursor, previous=start, latestLedger=self.latestLedger)
             self._stage = "delivering"
             try:
                 yield maybeDeferred(self._deliver, batch)
@@ -344,12 +344,12 @@ class RPCSourceAdapter(SourceStatus):
 
         advanced = self.cursor != previous
         position = positions.ledgerOf(self.cursor)
-        behind = position is not None and self.latest_ledger is not None and position < self.latest_ledger
+        behind = position is not None and self.latestLedger is not None and position < self.latestLedger
         catchingUp = advanced and (full or behind)
         if self._catchingUp and not catchingUp:
             self.log.info(
                 "Caught up with the RPC at ledger {ledger}; polling every {interval}s",
-                ledger=self.latest_ledger,
+                ledger=self.latestLedger,
                 interval=self.poll_interval,
             )
         self._catchingUp = catchingUp
@@ -373,13 +373,13 @@ class RPCSourceAdapter(SourceStatus):
             if key is not None:
                 self._lastKey = max(key, self._lastKey) if self._lastKey else key
                 break
-        self.events_delivered += len(items)
+        self.eventsDelivered += len(items)
         if cursor is not None:
             self.cursor = cursor
-        elif self.cursor is None and page.latest_ledger is not None and self._startLedger is not None:
+        elif self.cursor is None and page.latestLedger is not None and self._startLedger is not None:
             # An old server's empty page without a cursor: everything up to its latest ledger
             # was scanned.  Rescanning that ledger is harmless (ids are never delivered twice).
-            self._startLedger = max(self._startLedger, page.latest_ledger)
+            self._startLedger = max(self._startLedger, page.latestLedger)
 
     def _recovered(self):
         if self.backoff.failures:
@@ -418,7 +418,7 @@ class RPCSourceAdapter(SourceStatus):
 
     def _fatal(self, reason, failure):
         self.fatal = reason
-        self.last_error = reason
+        self.lastError = reason
         self.polling = False
         self.log.critical(
             "RPC source {pipeline} stopped polling {endpoint}: {reason}",
@@ -448,7 +448,7 @@ class RPCSourceAdapter(SourceStatus):
         if self._stopping:
             return None
         self.errors += 1
-        self.last_error = str(failure.value)
+        self.lastError = str(failure.value)
         if failure.check(LedgerRangeError):
             mismatch = self.origin.ahead(self._requested(), failure.value.latest)
             if mismatch is not None:
@@ -482,7 +482,7 @@ class RPCSourceAdapter(SourceStatus):
         follow the RPC from its latest ledger.  Returns the delay before the next poll, or
         C{None}.
         """
-        self.last_error = mismatch.reason
+        self.lastError = mismatch.reason
         if self.onCheckpointMismatch == RESTART_FROM_LATEST:
             self.log.critical(
                 "CHECKPOINT MISMATCH in pipeline {pipeline}: {reason}; on_checkpoint_mismatch is "

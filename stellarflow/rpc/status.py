@@ -20,16 +20,16 @@ class SourceStatus:
         return {
             "requests_total": self.requests,
             "request_errors_total": self.errors,
-            "request_seconds_total": self.request_seconds,
-            "events_total": self.events_delivered,
+            "request_seconds_total": self.requestSeconds,
+            "events_total": self.eventsDelivered,
             "gaps_total": len(self.gaps),
-            "latest_ledger": self.latest_ledger,
-            "lag_ledgers": self.lag_ledgers,
+            "latest_ledger": self.latestLedger,
+            "lag_ledgers": self.lagLedgers,
             "polling": self.polling,
-            "last_success_timestamp_seconds": self.last_success_time,
+            "last_success_timestamp_seconds": self.lastSuccessTime,
             "seconds_since_success": self.secondsSinceSuccess,
             "health_timeout_seconds": self.healthTimeout,
-            "last_error": self.last_error,
+            "last_error": self.lastError,
         }
 
     @property
@@ -48,22 +48,22 @@ class SourceStatus:
         Seconds since the last successful answer (since the start before the first), or C{None}
         when not polling.
         """
-        since = self.last_success_time if self.last_success_time is not None else self.startedAt
+        since = self.lastSuccessTime if self.lastSuccessTime is not None else self.startedAt
         if since is None or not self.polling:
             return None
         return self.clock.seconds() - since
 
     @property
-    def lag_ledgers(self):
+    def lagLedgers(self):
         """
         How many ledgers the source is behind the RPC's latest, or C{None} when unknown.
         """
-        if self.latest_ledger is None:
+        if self.latestLedger is None:
             return None
         position = positions.ledgerOf(self.cursor)
         if position is None:
             if self._startLedger is None:
                 return None
             position = self._startLedger - 1
-        return max(0, self.latest_ledger - position)
+        return max(0, self.latestLedger - position)
 
