@@ -193,7 +193,7 @@ class RPCSourceAdapter(SourceStatus):
                 endpoint=self.client.endpoint,
             )
         for topics in exactLengthTopicFilters(self.filters):
-            self.log.warn("Topic filter {warning}", warning=topicFilterWarning(topics))
+            self.log.warn("Topic filter {problem}", problem=topicFilterWarning(topics))
         self.log.info(
             "Polling getEvents at {endpoint} from {where}{until}",
             endpoint=self.client.endpoint,
