@@ -14,9 +14,10 @@ When an attached durable consumer holds C{max_in_flight} unacknowledged batches 
 slower than the live flow), it is detached: what it holds is forgotten (it will be read again),
 the live flow goes on without it, and a catch-up reader starts at its last acknowledged
 position.  While the consumer is down, that reader waits on its backpressure, holding at most
-C{max_in_flight} batches.  Once a batch of the reader ends at or after the live flow's newest
-position, the reader stops and the consumer rejoins the live flow, skipping the live batches it
-already has: neither gap nor duplicate (a batch that overlaps is redelivered whole; consumers
+C{max_in_flight} batches.  Once the consumer has acknowledged a batch of the reader that ends at
+or after the live flow's newest position (acknowledged, not merely handed over: a consumer that is
+still down must not rejoin), the reader stops and the consumer rejoins the live flow, skipping the
+live batches the reader already handed it: neither gap nor duplicate (a batch that overlaps is redelivered whole; consumers
 are idempotent per message id).  A consumer whose position follows one of the live flow's recent
 batches (a restart, most often) rejoins from those batches held in memory, without reading the
 source again.
@@ -211,7 +212,7 @@ class DurableMember:
             self._catchUpFrom(start)
             return
         self.state = ATTACHED
-        self.skipThrough = None
+        self.skipThrough = start if not recent else None
         for batch in recent:
             self.lane.submit(batch)
         self._checkSettled()
@@ -228,30 +229,39 @@ class DurableMember:
         self.catchUp = CatchUp(self, source, start)
         self.catchUp.start()
 
-    def reached(self, catchUp, batch):
+    def _rejoinIfCaughtUp(self, catchUp):
         """
-        C{catchUp} delivered C{batch}: when it ends at or after the live flow's newest
-        position, switch to the live flow.  Returns whether it switched.
+        The consumer acknowledged one of C{catchUp}'s batches, so it is up.  Once the reader has
+        handed it everything up to the live flow's newest position, or up to where the live
+        flow's recent batches (held in memory) reach back, switch to the live flow: skip the live
+        batches the reader already handed over, or hand over the recent ones it lacks.
+
+        Deciding on an acknowledgement keeps a consumer that is still down out of the live flow
+        (a reader whose one page reaches the tip must not make it rejoin, only to be detached
+        again); accepting the recent batches lets a reader at the tip rejoin although it and the
+        live flow poll at different moments, so that neither is ever ahead for good.
         """
-        live = self.pipeline.lastCursor
-        if catchUp is not self.catchUp or batch.cursor is None or live is None:
-            return False
-        if not notBefore(batch.cursor, live):
-            return False
+        last = catchUp.last
+        if catchUp is not self.catchUp or last is None:
+            return
+        recent = self.pipeline.batchesAfter(last)
+        if recent is None:
+            return
         self.catchUp = None
         self._finishing(catchUp)
         catchUp.stop()
         self.state = ATTACHED
-        self.skipThrough = batch.cursor
+        self.skipThrough = last if not recent else None
+        for batch in recent:
+            self.lane.submit(batch)
         self.caughtUp += 1
         self.log.info(
             "Consumer {consumer} of pipeline {pipeline} caught up at {cursor}; back in the live flow",
             consumer=self.name,
             pipeline=self.pipeline.name,
-            cursor=batch.cursor,
+            cursor=self.position,
         )
         self._checkSettled()
-        return True
 
     def catchUpEnded(self, catchUp, failure):
         """
@@ -287,6 +297,7 @@ class DurableMember:
         if catchUp in self.finishing and not len(catchUp.lane):
             self.finishing.remove(catchUp)
             self._checkSettled()
+        self._rejoinIfCaughtUp(catchUp)
 
     def _finishing(self, catchUp):
         """
@@ -387,11 +398,11 @@ class CatchUp:
         if self.stopped:
             return Deferred()
         batch.messages = messages
-        self.lane.submit(batch)
         if batch.cursor is not None:
             self.last = batch.cursor
-        if self.member.reached(self, batch):
-            return Deferred()
+        self.lane.submit(batch)
+        if self.stopped:
+            return Deferred()  # acknowledged at once, it caught up: the member rejoined
         if len(self.lane) < self.pipeline.maxInFlight:
             return succeed(None)
         self._waiter = Deferred()

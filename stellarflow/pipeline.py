@@ -22,7 +22,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from stellarflow.checkpoint import Checkpoint
-from stellarflow.durable import DurableMember, LiveMember
+from stellarflow.durable import DurableMember, LiveMember, notBefore
 from stellarflow.interfaces import ICheckpointStore, IStatsProvider
 from stellarflow.message import sealAll
 
@@ -290,6 +290,11 @@ class Pipeline(Service):
                     waiting.discard(member)
         finally:
             self._offering = False
+        # Durable consumers waiting for the live flow's origin rejoin now, from the batches held
+        # (this one included: it was not offered to them).
+        waiters, self._originWaiters = self._originWaiters, []
+        for waiter in waiters:
+            waiter()
         self._settle()
         return self._whenReady()
 
@@ -301,9 +306,6 @@ class Pipeline(Service):
         if not self.originKnown:
             self.originKnown = True
             self.origin = self._recentStart = batch.previous
-            waiters, self._originWaiters = self._originWaiters, []
-            for waiter in waiters:
-                waiter()
         recent = self._recent
         recent.append(batch)
         while len(recent) > self.maxInFlight:
@@ -326,20 +328,18 @@ class Pipeline(Service):
 
     def batchesAfter(self, position):
         """
-        The live batches held in memory that follow C{position}, in order: C{[]} when
-        C{position} is the live flow's newest, C{None} when memory does not continue it.
+        The live batches held in memory that a consumer at C{position} still needs, in order:
+        those ending after it (the first may also hold events up to C{position}: they are
+        delivered again, and ignored by id).  C{[]} when C{position} is at or after the live
+        flow's newest; C{None} when memory does not reach back to C{position}.
         """
-        if position is None:
+        if position is None or self.lastCursor is None:
             return None
-        if self.lastCursor is not None and position == self.lastCursor:
+        if notBefore(position, self.lastCursor):
             return []
-        if self._recentStart is not None and position == self._recentStart:
-            return list(self._recent)
-        batches = list(self._recent)
-        for i, batch in enumerate(batches):
-            if batch.cursor == position:
-                return batches[i + 1 :]
-        return None
+        if self._recentStart is None or not notBefore(position, self._recentStart):
+            return None
+        return [b for b in self._recent if b.cursor is None or not notBefore(position, b.cursor)]
 
     def _full(self):
         return any(member.full for member in self.members)

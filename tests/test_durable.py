@@ -24,8 +24,9 @@ class World:
     readers made of the same source; one tick of the clock delivers one batch of 5.
     """
 
-    def __init__(self, count=COUNT, maxInFlight=3, position=None, live=None, stopWhenDone=False):
+    def __init__(self, count=COUNT, maxInFlight=3, position=None, live=None, stopWhenDone=False, readerBatch=5):
         self.clock = Clock()
+        self.readerBatch = readerBatch
         self.count = count
         self.stopWhenDone = stopWhenDone
         self.readers = []
@@ -45,9 +46,9 @@ class World:
         )
         self.member = self.pipeline.members[1]
 
-    def makeSource(self, interval=1):
+    def makeSource(self, interval=1, batchSize=5):
         return MemorySource(
-            self.clock, count=self.count, batch_size=5, interval=interval, stop_when_done=self.stopWhenDone
+            self.clock, count=self.count, batch_size=batchSize, interval=interval, stop_when_done=self.stopWhenDone
         )
 
     def newSource(self, label):
@@ -56,7 +57,7 @@ class World:
         tip does not wait between pages).
         """
         self.readers.append(label)
-        return self.makeSource(interval=0)
+        return self.makeSource(interval=0, batchSize=self.readerBatch)
 
     def run(self, seconds):
         for _ in range(seconds):
@@ -195,8 +196,8 @@ class DurableTests(SynchronousTestCase):
         w.run(10)
         real = w.makeSource
 
-        def failing(interval=1):
-            source = real(interval)
+        def failing(interval=1, batchSize=5):
+            source = real(interval, batchSize)
             source.start = lambda deliver, checkpoint: fail(RuntimeError("-32600 out of retention"))
             return source
 
@@ -258,3 +259,29 @@ class DurableTests(SynchronousTestCase):
     def test_checkpointsAreCheckpoints(self):
         self.assertEqual(Checkpoint.of(itemId(3)), Checkpoint(itemId(3)))
         self.assertIsNone(Checkpoint.of(None))
+
+
+class RejoinOnAcknowledgementTests(SynchronousTestCase):
+    def test_readerAtTheTipWhileDown(self):
+        """
+        A reader whose one page reaches past the live flow's position while the database is
+        still down does not make the consumer rejoin (it would be detached again at once, over
+        and over, each time handing the database more batches to hold): it rejoins once that
+        page is acknowledged.
+        """
+        w = World(maxInFlight=3, readerBatch=100)
+        w.pipeline.startService()
+        w.run(2)
+        w.db.fail()
+        w.run(10)
+        self.assertEqual(w.member.state, durable.CATCHING_UP)
+        self.assertEqual(w.member.catchUp.last, itemId(200))  # its pages, 11..110 and 111..200, passed the live flow
+        self.assertEqual(w.member.detaches, 1)
+        self.assertEqual(len(w.db._held), 3 + 2)  # the detached lane's three, the reader's two pages
+        w.db.recover()
+        self.assertEqual(w.member.state, durable.ATTACHED)
+        self.assertEqual(w.member.skipThrough, itemId(200))  # the reader went on to the end
+        w.run(40)
+        self.assertEqual(w.member.detaches, 1)
+        self.assertEqual(w.db.order, ids(1, 200))
+        self.assertEqual(w.db.position, itemId(200))
