@@ -24,7 +24,7 @@ WebSocket protocol, `source.md` for the RPC source, `postgresql.md` for storage.
 #: public components documented here (the in-memory ones are for tests)
 DOCUMENTED = {
     "source": ["RPCSourceAdapter"],
-    "processor": ["GetEventsRPC"],
+    "processor": ["GetEventsRPC", "GetLedgersRPC"],
     "consumer": ["SaveToWebSocket", "SaveToPostgreSQL"],
 }
 

@@ -32,6 +32,7 @@ BUILTIN = {
     },
     "processor": {
         "GetEventsRPC": "stellarflow.events.processor:GetEventsRPC",
+        "GetLedgersRPC": "stellarflow.ledgers.processor:GetLedgersRPC",
     },
     "consumer": {
         "SaveToWebSocket": "stellarflow.websocket.consumer:SaveToWebSocket",

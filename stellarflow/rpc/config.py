@@ -23,6 +23,13 @@ MAX_TOPICS = 5
 MAX_SEGMENTS = 4
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10000
+#: getLedgers: ledgers per request.  The server's default is 50 and its maximum 200, but a
+#: pubnet ledger is ~370 KB of XDR (~500 KB of base64): 10 of them are ~5 MB of JSON, about a
+#: second of decoding for two workers, and at the tip a poll finds one ledger anyway
+#: (docs/source.md, "getLedgers").
+DEFAULT_LEDGER_LIMIT = 10
+MAX_LEDGER_LIMIT = 200
+METHODS = ("getEvents", "getLedgers")
 EVENT_TYPES = ("contract", "system")
 
 
@@ -102,7 +109,14 @@ FILTER_SCHEMA = Schema(
 )
 
 PAGINATION_SCHEMA = Schema(
-    {"limit": Field(Integer(1, MAX_LIMIT), DEFAULT_LIMIT, "events per request (server maximum 10000)")}
+    {
+        "limit": Field(
+            Integer(1, MAX_LIMIT),
+            None,
+            "getEvents: events per request (default {}, server maximum {}); getLedgers: ledgers per request "
+            "(default {}, server maximum {})".format(DEFAULT_LIMIT, MAX_LIMIT, DEFAULT_LEDGER_LIMIT, MAX_LEDGER_LIMIT),
+        )
+    }
 )
 
 
@@ -122,6 +136,27 @@ def _crossCheck(config, path, problems):
     start, end = config["start_ledger"], config["end_ledger"]
     if end and start and end < start:
         problems.add(join(path, "end_ledger"), "got {}; expected >= start_ledger ({})".format(end, start))
+    pagination = config["pagination"] = dict(config["pagination"])
+    if config["rpc_method"] == "getLedgers":
+        if config["network"] is None:
+            problems.add(
+                join(path, "network"),
+                "missing; expected a network name or passphrase: with rpc_method getLedgers transaction hashes "
+                "depend on it",
+            )
+        if config["filters"]:
+            problems.add(join(path, "filters"), "got {} filter(s); filters apply to getEvents only".format(
+                len(config["filters"])))
+        if config["xdrFormat"] != "base64":
+            problems.add(join(path, "xdrFormat"), "got {!r}; expected 'base64' with rpc_method getLedgers (ledgers "
+                         "are decoded from XDR)".format(config["xdrFormat"]))
+        if pagination["limit"] is None:
+            pagination["limit"] = DEFAULT_LEDGER_LIMIT
+        elif pagination["limit"] > MAX_LEDGER_LIMIT:
+            problems.add(join(join(path, "pagination"), "limit"), "got {}; expected at most {} ledgers per getLedgers "
+                         "request".format(pagination["limit"], MAX_LEDGER_LIMIT))
+    elif pagination["limit"] is None:
+        pagination["limit"] = DEFAULT_LIMIT
     if config["network"] is None:
         config["network"] = inferNetwork(config["rpc_url"])
 
@@ -137,15 +172,27 @@ CONFIG_SCHEMA = Schema(
         "start_ledger": Field(Integer(0, MAX_LEDGER), 0, "first ledger; 0: the RPC's latest ledger"),
         "end_ledger": Field(Integer(0, MAX_LEDGER), 0, "last ledger of a backfill; 0: follow forever"),
         "poll_interval": Field(Number(0, 3600), 5.0, "seconds between polls once caught up"),
-        "rpc_method": Field(String(choices=("getEvents",)), "getEvents", "only getEvents"),
+        "rpc_method": Field(
+            String(choices=METHODS),
+            "getEvents",
+            "getEvents (contract events) or getLedgers (whole ledgers: payments, trades and contract events, "
+            "with the GetLedgersRPC processor)",
+        ),
         "filters": Field(ListOf(FILTER_SCHEMA, maxItems=MAX_FILTERS), [], "getEvents filters (OR)"),
-        "pagination": Field(PAGINATION_SCHEMA, {"limit": DEFAULT_LIMIT}, "{limit}"),
+        "pagination": Field(PAGINATION_SCHEMA, {"limit": None}, "{limit}"),
         "xdrFormat": Field(String(choices=("base64", "json")), "base64", "how the RPC encodes XDR"),
         "request_timeout": Field(Number(0, 600, exclusiveMinimum=True), 30.0, "seconds per request, body included"),
         "network": Field(
-            String(validator=passphraseProblem), None, "mainnet, testnet, futurenet or a passphrase; default from rpc_url"
+            String(validator=passphraseProblem),
+            None,
+            "mainnet, testnet, futurenet or a passphrase; default from rpc_url (required with getLedgers, checked "
+            "with getNetwork)",
         ),
-        "on_gap": Field(String(choices=("skip", "stop")), "skip", "when ledgers fell out of RPC retention"),
+        "on_gap": Field(
+            String(choices=("skip", "stop")),
+            "skip",
+            "when ledgers fell out of RPC retention (getLedgers: or the chain breaks)",
+        ),
     },
     check=_crossCheck,
 )

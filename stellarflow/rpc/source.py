@@ -35,7 +35,8 @@ from stellarflow.rpc.policy import DeliveryFailed, FailurePolicy, SkipGap, Stop
 @implementer(ISource, IStatsProvider)
 class RPCSourceAdapter:
     """
-    Polls ``getEvents`` and delivers one L{Batch} per page.
+    Polls ``getEvents`` and delivers one L{Batch} per page.  With ``rpc_method: getLedgers``
+    L{fromConfig} builds a L{stellarflow.ledgers.source.GetLedgersSource} instead.
 
     @param client: a L{StellarRPCClient}.
     @param clock: an L{IReactorTime}.
@@ -57,6 +58,10 @@ class RPCSourceAdapter:
 
     @classmethod
     def fromConfig(cls, config, context):
+        if config["rpc_method"] == "getLedgers":
+            from stellarflow.ledgers.source import GetLedgersSource
+
+            return GetLedgersSource.fromConfig(config, context)
         client = StellarRPCClient.fromReactor(
             context.reactor,
             config["rpc_url"],
