@@ -10,7 +10,7 @@ L{LedgerDecodeError}: its source stops there.
 """
 
 from twisted.application.service import Service
-from twisted.internet.defer import gatherResults
+from twisted.internet.defer import gatherResults, maybeDeferred
 from zope.interface import implementer, provider
 
 from stellarflow.events.network import networkPassphrase
@@ -72,7 +72,8 @@ class GetLedgersRPC(Service):
     def process(self, items):
         results = []
         for item in items:
-            d = self.pool.submit(item.payload, item.format, ledger=item.sequence, protocol=item.protocol)
+            d = maybeDeferred(self.pool.submit, item.payload, item.format, ledger=item.sequence,
+                              protocol=item.protocol)
             d.addCallback(self._check, item)
             results.append(d)
         d = gatherResults(results, consumeErrors=True)

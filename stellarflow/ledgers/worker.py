@@ -30,7 +30,7 @@ import zstandard
 from stellar_sdk import xdr
 
 from stellarflow.ledgers.framing import frame, readFrame
-from stellarflow.ledgers.header import HeaderError, metaFacts
+from stellarflow.ledgers.header import HeaderError, entryFacts, metaFacts
 from stellarflow.message import seal
 from stellarflow.meta import ledgerMessages
 
@@ -38,9 +38,17 @@ from stellarflow.meta import ledgerMessages
 CRASH_STATUS = 70
 
 
-def _protocolOf(raw, offset=0):
+def _protocolOf(raw):
+    """
+    The protocol of the ledger in C{raw}, best effort: a C{LedgerCloseMeta} of a version this
+    reader does not know is read as if it kept v1/v2's layout (an extension, then the header).
+    """
     try:
-        return metaFacts(raw, offset).protocol
+        return metaFacts(raw).protocol
+    except HeaderError:
+        pass
+    try:
+        return entryFacts(raw, 8).protocol
     except HeaderError:
         return None
 

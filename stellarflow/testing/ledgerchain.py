@@ -10,7 +10,8 @@ header hash recomputed.  Headers are chained from the first ledger on, cheaply (
 and one C{sha256} each); bodies are built when asked for and the newest kept.
 
 Scripting: L{fork} (from a ledger on, the chain is another one: a provider that switched
-history) and L{omit} (ledgers left out of answers: a gap).
+history), L{omit} (ledgers left out of answers: a gap) and L{undecodable} (a ledger of a
+newer protocol).
 """
 
 import base64
@@ -78,6 +79,7 @@ class LedgerChain:
         self._hashes = [previousHash]  # _hashes[i]: the hash of ledger first - 1 + i
         self._forks = []
         self.omitted = set()
+        self.future = set()
         self._records = OrderedDict()
         self._synthetic = OrderedDict()
 
@@ -87,6 +89,13 @@ class LedgerChain:
         """
         self._forks.append(ledger)
         self._truncate(ledger)
+
+    def undecodable(self, ledger):
+        """
+        Serve C{ledger}'s metadata as a C{LedgerCloseMeta} of a version no stellar-sdk knows
+        (what a newer protocol brings); its header stays valid.
+        """
+        self.future.add(ledger)
 
     def omit(self, *ledgers):
         """
@@ -141,23 +150,26 @@ class LedgerChain:
         previous = self.hash(ledger - 1) if ledger > self.first else self._hashes[0]
         raw, digest = resequence(self.template(ledger), ledger, self.closeTime(ledger), previous,
                                  self.variant(ledger))
+        if ledger in self.future:
+            raw = struct.pack(">I", 9) + raw[4:]
         return raw
 
     def record(self, ledger):
         """
         The getLedgers ``ledgers[]`` item of C{ledger} (base64), cached for the newest ledgers.
         """
-        key = (ledger, self.variant(ledger))
+        key = (ledger, self.variant(ledger), ledger in self.future)
         record = self._records.get(key)
         if record is None:
             raw = self.meta(ledger)
-            facts = metaFacts(raw)
-            start = _entryStart(raw)
+            valid = raw if ledger not in self.future else self.template(ledger)[:4] + raw[4:]
+            facts = metaFacts(valid)
+            start = _entryStart(valid)
             record = {
                 "hash": facts.hash,
                 "sequence": ledger,
                 "ledgerCloseTime": str(facts.closeTime),
-                "headerXdr": base64.b64encode(raw[start : facts.end]).decode("ascii"),
+                "headerXdr": base64.b64encode(valid[start : facts.end]).decode("ascii"),
                 "metadataXdr": base64.b64encode(raw).decode("ascii"),
             }
             self._records[key] = record
