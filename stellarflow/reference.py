@@ -23,7 +23,7 @@ WebSocket protocol, `source.md` for the RPC source, `postgresql.md` for storage.
 
 #: public components documented here (the in-memory ones are for tests)
 DOCUMENTED = {
-    "source": ["RPCSourceAdapter"],
+    "source": ["RPCSourceAdapter", "DataLakeSourceAdapter"],
     "processor": ["GetEventsRPC", "GetLedgersRPC"],
     "consumer": ["SaveToWebSocket", "SaveToPostgreSQL"],
 }

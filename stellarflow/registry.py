@@ -28,6 +28,7 @@ ROLES = {
 BUILTIN = {
     "source": {
         "RPCSourceAdapter": "stellarflow.rpc.source:RPCSourceAdapter",
+        "DataLakeSourceAdapter": "stellarflow.ledgers.lakesource:DataLakeSourceAdapter",
         "MemorySource": "stellarflow.testing.memory:MemorySource",
     },
     "processor": {
