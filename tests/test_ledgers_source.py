@@ -165,6 +165,42 @@ class FollowTests(LedgerSourceCase):
         self.assertEqual(self.source.lag_ledgers, 0)
         self.assertEqual(server.max_in_flight, 1)
 
+    def test_nextPageFetchedWhileProcessing(self):
+        """
+        While the pipeline processes a page (its Deferred has not fired) the next one is
+        already asked for, one at most; it is used once the pipeline is ready, not asked again.
+        """
+        server = self.server(history=20)
+        self.makeSource(server, start_ledger=1000)
+        self.deliver.hold = True
+        self.start()
+        self.drain()
+        self.assertEqual(self.sequences, [1000, 1001, 1002, 1003])
+        self.assertEqual(self.requests(), [{"startLedger": 1000, "pagination": {"limit": 4}},
+                                           {"pagination": {"cursor": "1003", "limit": 4}}])
+        waiting, self.deliver.waiting = self.deliver.waiting, None
+        waiting.callback(None)
+        self.drain()
+        self.assertEqual(self.sequences, list(range(1000, 1008)))
+        self.assertEqual(len(self.requests()), 3)
+        self.assertEqual(self.requests()[2], {"pagination": {"cursor": "1007", "limit": 4}})
+        self.assertEqual(server.max_in_flight, 1)
+
+    def test_prefetchDroppedWhenDeliveryFails(self):
+        server = self.server(history=20)
+        self.makeSource(server, start_ledger=1000)
+        self.deliver.hold = True
+        self.start()
+        self.drain()
+        waiting, self.deliver.waiting = self.deliver.waiting, None
+        waiting.errback(RuntimeError("processor exploded"))
+        self.flushLoggedErrors(RuntimeError)
+        self.deliver.hold = False
+        self.clock.advance(1)
+        self.drain()
+        self.assertEqual(self.sequences[:5], [1000, 1001, 1002, 1003, 1000])
+        self.assertEqual(self.requests()[2], {"startLedger": 1000, "pagination": {"limit": 4}})
+
     def test_latestLedgerStart(self):
         server = self.server(history=5)
         self.makeSource(server)

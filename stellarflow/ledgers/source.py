@@ -3,7 +3,8 @@ The getLedgers source: follows Stellar RPC ``getLedgers`` ledger by ledger and h
 to the pipeline as a batch of L{LedgerItem}s (the C{GetLedgersRPC} processor decodes them).
 
 It is what C{RPCSourceAdapter} builds with ``rpc_method: getLedgers`` (same config block;
-L{stellarflow.rpc.config}).  One request at a time, at once while behind, every
+L{stellarflow.rpc.config}).  One request at a time, at once while behind (then the next
+page is asked for while the pipeline processes the last one: one page ahead at most), every
 ``poll_interval`` at the tip.  While catching up it continues with ``pagination.cursor`` (the
 last ledger delivered); at the tip it asks with ``startLedger`` (latest + 1), as the official Go
 consumer does.  There the server answers an error, not an empty page (-32600 for a
@@ -117,6 +118,7 @@ class GetLedgersSource:
         self._stopping = False
         self._stopWaiters = []
         self._atTip = False
+        self._prefetched = None
 
         self.polling = False
         self.latest_ledger = None
@@ -205,6 +207,7 @@ class GetLedgersSource:
         self._timer = None
         if self._request is not None:
             self._request.cancel()
+        self._dropPrefetch()
         if self._cycleD is None or self._stage == "delivering":
             d = succeed(None)
         else:
@@ -292,9 +295,9 @@ class GetLedgersSource:
         if self.end_ledger is not None and first > self.end_ledger:
             self._complete()
             return None
-        limit = self.limit if self.end_ledger is None else min(self.limit, self.end_ledger - first + 1)
+        limit = self._limitFrom(first)
         try:
-            page = yield self._rpc(self.client.getLedgers(self._params(first, limit)))
+            page = yield self._fetch(first, limit)
         except RPCError as e:
             if self._stopping:
                 return None
@@ -317,9 +320,13 @@ class GetLedgersSource:
             batch = Batch(items=items, cursor=positions.ledgerEnd(tail.last), previous=previous,
                           latest_ledger=self.latest_ledger, hash=tail.hash)
             self._stage = "delivering"
+            delivered = maybeDeferred(self._deliver, batch)
+            if not delivered.called and self._behind(tail.last, len(page.ledgers) >= limit):
+                self._prefetch(tail.last + 1)
             try:
-                yield maybeDeferred(self._deliver, batch)
+                yield delivered
             except Exception:
+                self._dropPrefetch()
                 raise DeliveryFailed(Failure())
             self._stage = None
             self.last, self.lastHash = tail.last, tail.hash
@@ -333,8 +340,7 @@ class GetLedgersSource:
             return None
         if self._stopping:
             return None
-        behind = self.latest_ledger is not None and self.last is not None and self.last < self.latest_ledger
-        if items and (behind or len(page.ledgers) >= limit):
+        if items and self._behind(self.last, len(page.ledgers) >= limit):
             if self._atTip:
                 self.log.info("Behind the RPC again (latest ledger {latest}); catching up", latest=self.latest_ledger)
             self._atTip = False
@@ -347,6 +353,48 @@ class GetLedgersSource:
                           endpoint=self.client.endpoint, ledger=requested, interval=self.poll_interval)
         self._atTip = True
         return self.poll_interval
+
+    def _limitFrom(self, first):
+        return self.limit if self.end_ledger is None else min(self.limit, self.end_ledger - first + 1)
+
+    def _behind(self, last, full):
+        """
+        Whether ledgers after C{last} are known to exist (so the next request goes out at once).
+        """
+        if self.end_ledger is not None and last >= self.end_ledger:
+            return False
+        return full or (self.latest_ledger is not None and last < self.latest_ledger)
+
+    def _fetch(self, first, limit):
+        """
+        The page from C{first}: the one fetched ahead if it asked for that, else a request now.
+        """
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None:
+            if prefetched[:2] == (first, limit):
+                return self._rpc(prefetched[2])
+            self._discard(prefetched[2])
+        return self._rpc(self.client.getLedgers(self._params(first, limit)))
+
+    def _prefetch(self, first):
+        """
+        While catching up, ask for the next page while the pipeline processes this one (the
+        workers do not wait for the network): one page ahead at most.
+        """
+        self._dropPrefetch()
+        limit = self._limitFrom(first)
+        params = {"pagination": {"cursor": str(first - 1), "limit": limit}}
+        self._prefetched = (first, limit, self.client.getLedgers(params))
+
+    def _dropPrefetch(self):
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None:
+            self._discard(prefetched[2])
+
+    @staticmethod
+    def _discard(d):
+        d.addErrback(lambda _: None)
+        d.cancel()
 
     def _params(self, first, limit):
         """
