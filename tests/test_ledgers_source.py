@@ -141,7 +141,7 @@ class FollowTests(LedgerSourceCase):
         ledger once, chained, with position cursors and the last hash on each batch.
         """
         server = self.server(history=30)
-        self.makeSource(server, start_ledger=1010)
+        self.makeSource(server, start_ledger=1010, poll_interval=1)
         self.start()
         self.drain()
         latest = server.ledgers.latest
@@ -154,11 +154,13 @@ class FollowTests(LedgerSourceCase):
         self.assertEqual((batch.previous, batch.cursor, batch.hash),
                          (positions.ledgerEnd(1009), positions.ledgerEnd(1013), batch.items[-1].hash))
         self.assertEqual(self.source.errors, 0)
-        self.clock.advance(5)
+        self.clock.advance(1)
         self.assertEqual(self.requests()[len(params)], {"startLedger": latest + 1, "pagination": {"limit": 4}})
-        for _ in range(6):
-            self.clock.advance(5)
+        for _ in range(30):
+            self.clock.advance(1)
         self.assertEqual(self.sequences, list(range(1010, server.ledgers.latest + 1)))
+        tipRequests = [r for r in self.requests()[len(params):] if r.get("startLedger", 0) > latest]
+        self.assertEqual(len(tipRequests), 31)
         self.assertEqual(self.source.errors, 0)
         self.assertEqual(self.fatal, [])
         self.assertEqual(self.requests("getHealth"), [])
@@ -501,3 +503,41 @@ class ServerTests(SynchronousTestCase):
 
     def test_getNetwork(self):
         self.assertEqual(self.call({}, "getNetwork")["result"]["passphrase"], TESTNET)
+
+
+class DocsTests(SynchronousTestCase):
+    """
+    The getLedgers and data-lake examples of docs/source.md are valid configs.
+    """
+
+    def blocks(self):
+        import os
+        import re
+
+        import yaml
+
+        path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "source.md")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        return [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, re.S)]
+
+    def test_examplesValidate(self):
+        from stellarflow.ledgers.lakesource import CONFIG_SCHEMA as LAKE
+        from stellarflow.ledgers.processor import CONFIG_SCHEMA as PROCESSOR
+
+        checked = 0
+        for block in self.blocks():
+            source = block["source"]
+            if source["type"] == "DataLakeSourceAdapter":
+                schema = LAKE
+            elif source["config"].get("rpc_method") == "getLedgers":
+                schema = CONFIG_SCHEMA
+            else:
+                continue
+            config, problems = schema.validate(source["config"], "source.config")
+            self.assertEqual(list(problems), [])
+            for processor in block["processors"]:
+                self.assertEqual(processor["type"], "GetLedgersRPC")
+                self.assertEqual(list(PROCESSOR.validate(processor.get("config") or {})[1]), [])
+            checked += 1
+        self.assertEqual(checked, 2)
