@@ -70,6 +70,24 @@ class WorkerTests(SynchronousTestCase):
         self.assertEqual((info["sequence"], info["protocol"]), (53312000, 21))
         self.assertEqual(len(info["sizes"]), 46)
 
+    def test_everyMetaVersion(self):
+        """
+        LedgerCloseMeta v0, v1 and v2 and transaction meta v1 to v4, as stellar-sdk decodes them.
+        """
+        from stellar_sdk import Asset, Payment
+
+        from stellarflow.testing import ledgerbuild as lb
+
+        alice, bob = lb.account(1), lb.account(2)
+        for version, meta in [(0, lb.metaV1([[]])), (1, lb.metaV2([[]])), (1, lb.metaV3([[]])),
+                              (2, lb.metaV3([[]])), (2, lb.metaV4([([], [])]))]:
+            built = lb.BuiltTransaction(lb.envelope(alice, [Payment(bob, Asset.native(), "1")]),
+                                        lb.transactionResult([lb.paymentSuccess()]), meta)
+            lcm = lb.ledgerCloseMeta(lb.ledgerHeader(700, 1700000000), [built], TESTNET, version=version)
+            answer, body = handle({"id": 1, "format": "xdr", "ledger": 700}, lcm.to_xdr_bytes(), TESTNET, EVERYTHING)
+            self.assertIsNone(answer["error"], (version, meta.v))
+            self.assertEqual(len(answer["ledgers"][0]["sizes"]), 1, (version, meta.v))
+
     def test_undecodable(self):
         c = chain()
         c.undecodable(2001)

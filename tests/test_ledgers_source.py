@@ -450,11 +450,55 @@ class PipelineTests(LedgerSourceCase):
         self.successResultOf(pipeline.stopService())
 
 
+    def test_durableConsumerCatchesUpThroughASecondInstance(self):
+        """
+        A durable consumer down for a while catches up through a second getLedgers source
+        started at its own position (batch cursors are positions it compares), then rejoins.
+        """
+        from stellarflow import durable
+        from stellarflow.testing.memory import DurableMemoryConsumer
+
+        server = self.server(history=10)
+        readers = []
+
+        def newSource(label):
+            client = StellarRPCClient(StubTreq(server), URL, clock=self.clock)
+            source = GetLedgersSource(client, self.clock, start_ledger=1000, network="testnet", limit=4,
+                                      poll_interval=1)
+            readers.append(source)
+            return source
+
+        self.makeSource(server, start_ledger=1000, poll_interval=1)
+        live, db = MemoryConsumer(), DurableMemoryConsumer()
+        pipeline = Pipeline("p", self.source, [Sequences()], [("live", live), ("db", db)], DictCheckpoints(),
+                            self.clock, maxInFlight=2, newSource=newSource)
+        pipeline.startService()
+        self.clock.advance(1)
+        db.fail()
+        for _ in range(40):
+            self.clock.advance(1)
+        member = pipeline.members[1]
+        self.assertGreaterEqual(member.detaches, 1)
+        self.assertTrue(readers)
+        self.assertGreater(readers[0].requests, 0)
+        db.recover()
+        for _ in range(40):
+            self.clock.advance(1)
+        self.assertEqual(member.state, durable.ATTACHED)
+        self.assertTrue(readers)
+        latest = self.source.last
+        self.assertEqual(sorted(set(db.order)), [positions.eventId(n, 1, 0, 0) for n in range(1000, latest + 1)])
+        self.assertEqual(db.order, sorted(db.order))
+        self.assertEqual([m["ledger"] for m in live.messages], list(range(1000, latest + 1)))
+        self.successResultOf(pipeline.stopService())
+
+
 class Sequences:
     """A processor standing for GetLedgersRPC: one message per ledger."""
 
     def process(self, items):
-        return [{"type": "ledger", "ledger": i.sequence, "hash": i.hash} for i in items]
+        return [{"type": "ledger", "id": positions.eventId(i.sequence, 1, 0, 0), "ledger": i.sequence, "hash": i.hash}
+                for i in items]
 
 
 class ServerTests(SynchronousTestCase):
