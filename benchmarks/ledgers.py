@@ -38,7 +38,7 @@ from twisted.internet.defer import inlineCallbacks, returnValue, succeed
 
 from benchmarks.children import sleep, spawn
 from benchmarks.clients import ClientFleet
-from benchmarks.common import median, percentile, raiseFileLimit
+from benchmarks.common import cpuSeconds, median, percentile, raiseFileLimit
 
 DEFAULTS = {
     "catchup_ledgers": 150,
@@ -49,6 +49,7 @@ DEFAULTS = {
     "tip_close_time": 3.0,
     "repeats": 1,
     "client": "auto",
+    "cores": 2,
     "timeout": 1200,
 }
 QUICK = {"catchup_ledgers": 40, "tip_ledgers": 4, "clients": 200}
@@ -169,14 +170,21 @@ def catchUp(reactor, p, emit, clients=False):
             probe = LagProbe(reactor)
             probe.start()
         cpu0 = time.process_time()
+        workers0 = {w.pid: cpuSeconds(w.pid) for w in processor.pool.workers}
+        server0 = cpuSeconds(server.pid)
         target = listening["first"] + count - 1
         yield _waitFor(reactor, lambda: source.last is not None and source.last >= target and
                        counted.batches[-1][1].items[-1].sequence >= target, 600)
         t1 = counted.batches[-1][0]
         cpu = time.process_time() - cpu0
+        workerCpu = sum(cpuSeconds(pid) - before for pid, before in workers0.items())
+        serverCpu = cpuSeconds(server.pid) - server0
         ledgers = target - done0
+        perLedger = (workerCpu + cpu) / ledgers
         out = {"ledgers_per_s": ledgers / (t1 - t0), "ledgers": ledgers, "messages": counted.messages,
-               "parent_cpu_share": cpu / (t1 - t0)}
+               "parent_cpu_share": cpu / (t1 - t0), "worker_cpu_ms_per_ledger": workerCpu / ledgers * 1e3,
+               "parent_cpu_ms_per_ledger": cpu / ledgers * 1e3, "server_cpu_ms_per_ledger": serverCpu / ledgers * 1e3,
+               "capacity_ledgers_per_s": p["cores"] / perLedger}
         if probe is not None:
             probe.stop()
             lags = sorted(probe.lags)
@@ -346,8 +354,17 @@ def describe(result):
          "value": m["ledgers.catchup.all.ledgers_per_s"],
          "note": "{:.0f} pubnet-size ledgers, {} workers, limit {}; parent at {:.0%} of a core".format(
              m["ledgers.catchup.all.ledgers"], p["workers"], p["limit"], m["ledgers.catchup.all.parent_cpu_share"])},
+        {"label": "catch-up capacity from CPU time, {} cores".format(p["cores"]), "unit": "ledgers/s",
+         "value": m["ledgers.catchup.all.capacity_ledgers_per_s"],
+         "note": "{} cores / CPU per ledger: workers {:.0f} ms + daemon {:.1f} ms (independent of other load on "
+                 "the machine; the RPC test server, which shares the cores here, used {:.1f} ms more)".format(
+                     p["cores"], m["ledgers.catchup.all.worker_cpu_ms_per_ledger"],
+                     m["ledgers.catchup.all.parent_cpu_ms_per_ledger"], m["ledgers.catchup.all.server_cpu_ms_per_ledger"])},
         {"label": "getLedgers catch-up, contract events only", "unit": "ledgers/s",
-         "value": m["ledgers.catchup.contract_event.ledgers_per_s"], "note": "no payment or trade extraction"},
+         "value": m["ledgers.catchup.contract_event.ledgers_per_s"],
+         "note": "no payment or trade extraction; capacity {:.1f} ledgers/s (workers {:.0f} ms per ledger)".format(
+             m["ledgers.catchup.contract_event.capacity_ledgers_per_s"],
+             m["ledgers.catchup.contract_event.worker_cpu_ms_per_ledger"])},
         {"label": "catch-up with {} WebSocket clients".format(p["clients"]), "unit": "ledgers/s",
          "value": m["ledgers.catchup.clients.ledgers_per_s"],
          "note": "reactor lag p99 {:.1f} ms (p50 {:.1f}, max {:.1f}; a 10 ms timer)".format(

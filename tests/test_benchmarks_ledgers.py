@@ -26,7 +26,7 @@ class LedgersBenchmarkTests(TestCase):
         self.assertEqual(m["ledgers.tip.ledgers"], 1)
         self.assertEqual(m["ledgers.profile.bytes"], 372480)
         rows = ledgers.describe(result)
-        self.assertEqual(len(rows), 6)
+        self.assertEqual(len(rows), 7)
         goals = {g["metric"]: g for g in run.evaluate(m)}
         self.assertNotEqual(goals["ledgers.catchup.all.ledgers_per_s"]["verdict"], "n/a")
         json.dumps(result)
