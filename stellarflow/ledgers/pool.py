@@ -19,6 +19,7 @@ messages' encoded JSON as they are.
 """
 
 import json
+import os
 import sys
 
 import attr
@@ -209,7 +210,8 @@ class WorkerPool(Service):
             config["crash_on"] = self.crashOn
         protocol = _WorkerProtocol(self)
         argv = [self.executable, "-m", "stellarflow.ledgers.worker", json.dumps(config)]
-        self.reactor.spawnProcess(protocol, self.executable, argv, env=None, childFDs={0: "w", 1: "r", 2: "r"})
+        self.reactor.spawnProcess(protocol, self.executable, argv, env=dict(os.environ),
+                                  childFDs={0: "w", 1: "r", 2: "r"})
         self.workers.append(protocol)
         self._dispatch()
 
