@@ -81,6 +81,15 @@ class LayoutTests(SynchronousTestCase):
         self.assertIn("named for ledgers 997-997 holds ledgers 998-998", str(error))
         self.assertRaises(ObjectError, objectItem, b"not zstd", Manifest(TESTNET, 1, 64000), 997)
 
+    def test_thenSecretsHiddenInLogs(self):
+        from stellarflow.schema import redact
+
+        config, _ = CONFIG_SCHEMA.validate({"url": "/x", "network": "testnet", "start_ledger": 3, "then": {
+            "rpc_url": "https://rpc.example/key/abc123", "auth_header": "Bearer s3cret"}})
+        shown = redact(config, CONFIG_SCHEMA)
+        self.assertEqual((shown["then"]["auth_header"], shown["then"]["rpc_url"]), ("<hidden>", "https://rpc.example"))
+        self.assertEqual(config["then"]["auth_header"], "Bearer s3cret")
+
     def test_config(self):
         config, problems = CONFIG_SCHEMA.validate({"url": "https://lake.example/testnet", "network": "testnet",
                                                    "start_ledger": 3,

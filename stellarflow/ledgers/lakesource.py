@@ -31,15 +31,25 @@ from stellarflow.interfaces import IComponentFactory, ISource, IStatsProvider
 from stellarflow.ledgers.chain import ChainBreak, link
 from stellarflow.ledgers.lake import LakeError, Manifest, ObjectError, objectItem, objectPaths, openLake
 from stellarflow.ledgers.pool import LedgerDecodeError
+from stellarflow.rpc.client import endpointOf
 from stellarflow.rpc.config import CONFIG_SCHEMA as RPC_SCHEMA
 from stellarflow.rpc.policy import DeliveryFailed, FailurePolicy, Stop
-from stellarflow.schema import INVALID, Field, Integer, Kind, Number, Schema, String, join
+from stellarflow.schema import INVALID, Field, Integer, Kind, Number, Schema, String, join, redact
 
 MAX_LEDGER = positions.MAX_LEDGER
 
 
 class _Mapping(Kind):
+    """
+    The ``then`` mapping: checked in the cross-check with the RPC source's schema; shown in
+    logs with that schema's secrets hidden and URL shortened.
+    """
+
     expected = "a mapping (a getLedgers RPC source config: rpc_url, network, ...)"
+
+    @staticmethod
+    def shownAs(value):
+        return redact(value, RPC_SCHEMA) if isinstance(value, dict) else value
 
     def check(self, value, path, problems):
         if value is None:
@@ -53,6 +63,11 @@ def _locationProblem(value):
     if value.startswith(("http://", "https://", "file://", "/", ".")) or "://" not in value:
         return None
     return "an http(s):// base URL, a file:// URL or a directory"
+
+
+def _shownLocation(value):
+    # an object store's URL may carry a signature or key in its query: logs show scheme://host
+    return endpointOf(value) if value.startswith(("http://", "https://")) else value
 
 
 def _crossCheck(config, path, problems):
@@ -78,7 +93,7 @@ def _crossCheck(config, path, problems):
 
 CONFIG_SCHEMA = Schema(
     {
-        "url": Field(String(nonEmpty=True, validator=_locationProblem),
+        "url": Field(String(nonEmpty=True, validator=_locationProblem, shownAs=_shownLocation),
                      doc="the lake's root: an http(s):// base URL of an object store, or a local directory"),
         "network": Field(String(validator=passphraseProblem),
                          doc="mainnet, testnet, futurenet or a passphrase; must equal the lake manifest's"),
