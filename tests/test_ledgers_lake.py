@@ -96,7 +96,7 @@ class LayoutTests(SynchronousTestCase):
                                                    "then": {"rpc_url": "https://rpc.example/"}}, "s")
         self.assertEqual(list(problems), [])
         self.assertEqual((config["then"]["rpc_method"], config["then"]["network"], config["then"]["pagination"]),
-                         ("getLedgers", "testnet", {"limit": 10}))
+                         ("getLedgers", "testnet", {"limit": 6}))
         config, problems = CONFIG_SCHEMA.validate({"url": "/x", "network": "testnet", "start_ledger": 3,
                                                    "end_ledger": 9, "then": {"network": "mainnet",
                                                                              "pagination": {"limit": 500}}}, "s")

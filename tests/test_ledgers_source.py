@@ -42,7 +42,7 @@ class ConfigTests(SynchronousTestCase):
     def test_defaults(self):
         config, problems = self.validate({"rpc_method": "getLedgers", "network": "testnet"})
         self.assertEqual(list(problems), [])
-        self.assertEqual(config["pagination"], {"limit": 10})
+        self.assertEqual(config["pagination"], {"limit": 6})
         events, _ = self.validate({})
         self.assertEqual(events["pagination"], {"limit": 100})
 

@@ -99,7 +99,8 @@ CONFIG_SCHEMA = Schema(
                          doc="mainnet, testnet, futurenet or a passphrase; must equal the lake manifest's"),
         "start_ledger": Field(Integer(2, MAX_LEDGER), doc="first ledger to read (inclusive)"),
         "end_ledger": Field(Integer(0, MAX_LEDGER), 0, "last ledger (inclusive); 0: follow the lake on (or hand over)"),
-        "ledgers_per_batch": Field(Integer(1, 200), 10, "ledgers (objects) read in parallel and delivered as one batch"),
+        "ledgers_per_batch": Field(Integer(1, 200), 6, "ledgers (objects) read in parallel and delivered as one batch "
+                                   "(as getLedgers' pagination.limit; see docs/source.md)"),
         "poll_interval": Field(Number(0, 3600), 5.0, "seconds between looks for an object not written yet"),
         "request_timeout": Field(Number(0, 600, exclusiveMinimum=True), 30.0, "seconds per object read"),
         "on_gap": Field(String(choices=("skip", "stop")), "skip", "when the chain breaks"),
@@ -143,7 +144,7 @@ class DataLakeSourceAdapter:
                    poll_interval=config["poll_interval"], on_gap=config["on_gap"], handover=handover,
                    margin=config["handover_margin"], name=context.pipeline)
 
-    def __init__(self, lake, clock, network, start_ledger, end_ledger=0, limit=10, poll_interval=5.0, on_gap="skip",
+    def __init__(self, lake, clock, network, start_ledger, end_ledger=0, limit=6, poll_interval=5.0, on_gap="skip",
                  handover=None, margin=20, backoff=None, name=""):
         self.lake = lake
         self.clock = clock

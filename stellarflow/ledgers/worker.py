@@ -15,9 +15,11 @@ the parent slices each message's text out with C{sizes} and never encodes it aga
 that cannot be decoded or extracted is an C{error} naming the ledger, its protocol and the
 stellar-sdk version; the worker carries on with the next request.
 
-The garbage collector is tuned for this load: a decoded ledger is a large acyclic tree freed by
-reference counting, and collecting the young generation while it is built costs about a third
-of the decode time.
+Two shortcuts through stellar-sdk, for this process only: ledger entry changes are decoded
+when read (L{stellarflow.ledgers.lazy}: most of a ledger's bytes, which extraction barely reads),
+and the garbage collector is tuned for this load (a decoded ledger is a large acyclic tree freed
+by reference counting; collecting the young generation while it is built costs as much as the
+decode itself).
 """
 
 import gc
@@ -29,6 +31,7 @@ import stellar_sdk
 import zstandard
 from stellar_sdk import xdr
 
+from stellarflow.ledgers import lazy
 from stellarflow.ledgers.framing import frame, readFrame
 from stellarflow.ledgers.header import HeaderError, entryFacts, metaFacts
 from stellarflow.message import seal
@@ -140,6 +143,7 @@ def main(argv=None):
     stdin = sys.stdin.buffer
     stdout = os.fdopen(os.dup(1), "wb", buffering=0)
     sys.stdout = sys.stderr  # nothing but frames goes to the parent's pipe
+    lazy.install()
     gc.freeze()
     gc.set_threshold(50000, 20, 20)
     while True:

@@ -24,10 +24,10 @@ MAX_SEGMENTS = 4
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10000
 #: getLedgers: ledgers per request.  The server's default is 50 and its maximum 200, but a
-#: pubnet ledger is ~370 KB of XDR (~500 KB of base64): 10 of them are ~5 MB of JSON, about a
-#: second of decoding for two workers, and at the tip a poll finds one ledger anyway
-#: (docs/source.md, "getLedgers").
-DEFAULT_LEDGER_LIMIT = 10
+#: pubnet ledger is ~370 KB of XDR (~500 KB of base64): 6 of them are ~3 MB of JSON, ~0.2 s of
+#: decoding for two workers, and a batch of ~1200 messages for the consumers at once; at the tip
+#: a poll finds one ledger anyway (docs/source.md, "Why 6").
+DEFAULT_LEDGER_LIMIT = 6
 MAX_LEDGER_LIMIT = 200
 METHODS = ("getEvents", "getLedgers")
 EVENT_TYPES = ("contract", "system")
