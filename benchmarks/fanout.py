@@ -92,7 +92,7 @@ def pages(messages, size):
 # -- the NAIVE BASELINE -------------------------------------------------------------------
 
 
-def naiveBroadcast(broadcaster, events):
+def naiveBroadcast(hub, events):
     """
     NAIVE BASELINE, for comparison only (never used by the daemon): for every event, check
     EVERY registered client's filters and, for each match, serialise the event and frame it
@@ -100,18 +100,18 @@ def naiveBroadcast(broadcaster, events):
     per event, as any implementation would.  Same clients and connections as the optimised
     path (L{Broadcaster.broadcast} via C{SaveToWebSocket.consume}).
     """
-    from stellarflow.websocket.filters import event_keys, matches
+    from stellarflow.websocket.matching import eventKeys, matches
     from stellarflow.websocket.messages import encode
 
-    clients = [(client, client.filters) for client in broadcaster.index]
+    sessions = [(session, session.filters) for session in hub.broadcaster.index]
     delivered = 0
     for message in events:
-        keys = event_keys(message)
-        for client, filters in clients:
+        keys = eventKeys(message)
+        for session, filters in sessions:
             if matches(filters, keys):
-                client.connection.sendMessage(encode(message), isBinary=False)
+                session.connection.sendMessage(encode(message), isBinary=False)
                 delivered += 1
-    broadcaster.delivered += delivered
+    hub.counters.delivered += delivered
 
 
 # -- the server under test ------------------------------------------------------------------
@@ -148,7 +148,7 @@ def _send(reactor, consumer, batches, naive):
         state["next"] += 1
         t = time.perf_counter()
         if naive:
-            naiveBroadcast(consumer.broadcaster, page)
+            naiveBroadcast(consumer.hub, page)
         else:
             consumer.consume(Batch(items=page, messages=page))
         state["inside"] += time.perf_counter() - t
@@ -200,7 +200,7 @@ def steady(reactor, consumer, fleet, rate, seconds, tick, lag_limit, start=0):
 
     total = int(rate * seconds)
     messages = allMessages(total, start)
-    stats0 = consumer.broadcaster.stats()
+    stats0 = consumer.hub.stats()
     marked = yield fleet.mark()
     state = {"sent": 0, "last": None}
     t0 = time.time()
@@ -220,7 +220,7 @@ def steady(reactor, consumer, fleet, rate, seconds, tick, lag_limit, start=0):
     yield loop.start(tick, now=True)
     reached = yield fleet.expect(total, timeout=max(10.0, seconds * 3))
     cpu = time.process_time() - cpu0
-    stats = consumer.broadcaster.stats()
+    stats = consumer.hub.stats()
     closed = stats["closed_queue_full"] - stats0["closed_queue_full"]
     deliveries = total * fleet.count
     # behind schedule: when the last client got the last event, compared with when the last

@@ -68,6 +68,7 @@ def settle(reactor):
 def stalled(reactor, p, queueSize):
     """RSS growth while a client that never reads is sent C{stall_events} events."""
     from stellarflow.batch import Batch
+    from stellarflow.compat.autobahn import frameBytes
 
     sender = account(0, "sender")
     messages = [transferMessage(n, sender) for n in range(p["stall_events"])]
@@ -82,8 +83,8 @@ def stalled(reactor, p, queueSize):
     try:
         stalledClient = None
         if stall is not None:
-            yield stall.start()  # first: the first client the broadcaster knows
-            stalledClient = next(iter(consumer.broadcaster.clients))
+            yield stall.start()  # first: the first client the hub knows
+            stalledClient = next(iter(consumer.hub.sessions))
         yield readers.start()
         yield readers.mark()
         yield settle(reactor)
@@ -98,8 +99,8 @@ def stalled(reactor, p, queueSize):
             consumer.consume(Batch(items=page, messages=page))
             sent += len(page)
             peak = max(peak, rssBytes())
-            if stalledClient is not None and stalledClient.backlog is not None:
-                peakBacklog = max(peakBacklog, len(stalledClient.backlog))
+            if stalledClient is not None:
+                peakBacklog = max(peakBacklog, stalledClient.held)
             if i % 5 == 4:  # let the readers catch up: only the stalled client falls behind
                 reached = yield readers.expect(sent, timeout=60)
                 if not reached.get("ok"):
@@ -107,12 +108,12 @@ def stalled(reactor, p, queueSize):
             peak = max(peak, rssBytes())
         reached = yield readers.expect(len(messages), timeout=60)
         for _ in range(50):  # the stalled client does not answer the close: dropped after 2 s
-            if consumer.broadcaster.connected <= p["readers"]:
+            if consumer.hub.connected <= p["readers"]:
                 break
             yield sleep(reactor, 0.1)
         yield settle(reactor)
         after = rssBytes()
-        frame = len(consumer.broadcaster.prepare(_encode(messages[0])).payloadHybi)
+        frame = len(frameBytes(consumer.hub.prepare(_encode(messages[0]))))
         returnValue({
             "max_queue_size": queueSize,
             "events": len(messages),
@@ -122,7 +123,7 @@ def stalled(reactor, p, queueSize):
             "first_half_peak_growth_bytes": (half if half is not None else peak) - base,
             "growth_after_bytes": after - base,
             "peak_backlog": peakBacklog,
-            "closed_queue_full": consumer.broadcaster.closed_queue_full,
+            "closed_queue_full": consumer.hub.counters.closedQueueFull,
             "readers_ok": bool(reached.get("ok")),
         })
     finally:
@@ -152,7 +153,7 @@ def idle(reactor, p):
         yield warm.start()
         yield warm.stop()
         for _ in range(50):
-            if not consumer.broadcaster.connected:
+            if not consumer.hub.connected:
                 break
             yield sleep(reactor, 0.1)
         yield settle(reactor)
@@ -164,7 +165,7 @@ def idle(reactor, p):
             fleets.append(fleet)
             yield fleet.start(timeout=300)
             for _ in range(200):
-                if consumer.broadcaster.registered >= size:
+                if consumer.hub.registered >= size:
                     break
                 yield sleep(reactor, 0.05)
             have = size
@@ -172,7 +173,7 @@ def idle(reactor, p):
             rss = rssBytes()
             results.append({
                 "clients": size,
-                "registered": consumer.broadcaster.registered,
+                "registered": consumer.hub.registered,
                 "rss_growth_bytes": rss - base,
                 "kib_per_client": (rss - base) / size / 1024.0,
                 "connect_seconds": time.time() - started,

@@ -232,7 +232,7 @@ def runServer(args):
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         yield _line(reactor, child, "ready")
-        while ws.broadcaster.registered < args.live:
+        while ws.hub.registered < args.live:
             yield task.deferLater(reactor, 0.05, lambda: None)
         perPage = max(1, int(args.rate * 0.05))
         def tick():
@@ -252,7 +252,7 @@ def runServer(args):
         filters = {"account_ids": [SENDER]} if args.filtered else {}
         _send(child, "resume " + "%019d-%010d" % (0, 0) + " " + json.dumps(filters, separators=(",", ":")))
         waited = 0.0
-        while ws.broadcaster.replayer.completed < 1 and waited < 600:
+        while ws.hub.replayer.completed < 1 and waited < 600:
             yield task.deferLater(reactor, 0.1, lambda: None)
             waited += 0.1
         replayCpu = time.process_time() - cpu

@@ -22,11 +22,14 @@ class Backoff:
         self.random = rand or _random.Random()
         self.failures = 0
 
-    def next(self):
+    def next(self, cap=None):
         """
-        Record one more failure and return how long to wait before the next try.
+        Record one more failure and return how long to wait before the next try: at most
+        C{cap} seconds when given (before the jitter, so capped delays still spread out).
         """
         delay = min(self.maximum, self.initial * self.factor ** self.failures)
+        if cap is not None:
+            delay = min(delay, cap)
         self.failures += 1
         if self.jitter:
             delay = delay / 2 + self.random.random() * delay / 2

@@ -16,7 +16,7 @@ class Batch:
     @ivar previous: the source position just before this batch (the cursor it continues
         from), or C{None} when the source does not know it.
     @ivar messages: what the processors produced from C{items} (set by the pipeline).
-    @ivar latest_ledger: the newest ledger the source knows of when the batch was read.
+    @ivar latestLedger: the newest ledger the source knows of when the batch was read.
     @ivar sequence: position of the batch in its pipeline run (set by the pipeline).
     @ivar hash: the hash of the last ledger the batch completes, for sources that follow the
         chain ledger by ledger (getLedgers, the data lake); checkpointed with C{cursor}.
@@ -26,7 +26,7 @@ class Batch:
     cursor = attr.ib(default=None)
     previous = attr.ib(default=None)
     messages = attr.ib(default=None)
-    latest_ledger = attr.ib(default=None)
+    latestLedger = attr.ib(default=None)
     sequence = attr.ib(default=None)
     hash = attr.ib(default=None)
 

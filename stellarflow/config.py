@@ -73,6 +73,8 @@ class DaemonConfig:
     pipelines = attr.ib()
     state_dir = attr.ib(default="stellarflow-state")
     admin = attr.ib(default=None)
+    #: L{stellarflow.schema.Problem}s that are warnings (valid, but likely not what was meant).
+    warnings = attr.ib(default=())
 
 
 def load(filename, environ=None, registry=None):
@@ -115,6 +117,7 @@ def parse(text, filename="<config>", environ=None, registry=None):
     result = _daemon(document, filename, registry, problems)
     if problems:
         raise ConfigError(filename, problems)
+    result = attr.evolve(result, warnings=tuple(problems.warnings))
     return result
 
 

@@ -39,7 +39,7 @@ class IStatsProvider(Interface):
     def stats():
         """
         A flat mapping of name to number (or bool).  Names ending in ``_total`` are counters.
-        Sources report ``polling`` (bool), ``latest_ledger`` and ``lag_ledgers`` for health.
+        Sources report ``polling`` (bool), ``latestLedger`` and ``lagLedgers`` for health.
         """
 
 
@@ -200,7 +200,8 @@ class IEventHistory(Interface):
 
 class IClientConnection(Interface):
     """
-    What the broadcaster needs from one WebSocket connection (the Autobahn protocol).
+    What a client's session (L{stellarflow.websocket.session.Session}) needs from its WebSocket
+    connection (the Autobahn protocol).
     """
 
     peer = Attribute("The client's address as text, for logs (e.g. 'tcp4:10.0.0.7:51234').")
@@ -314,4 +315,75 @@ class IConnectionListener(Interface):
     def connectionLost(error, delay):
         """
         The open connection was lost or given up.
+        """
+
+
+class IClientSession(Interface):
+    """
+    One connected WebSocket client as the fan-out and the replayer see it (its
+    L{stellarflow.websocket.session.Session}): they read its state and hand it events; only
+    the session changes its own state.
+    """
+
+    peer = Attribute("The client's address as text, for logs (e.g. 'tcp4:10.0.0.7:51234').")
+    filters = Attribute("The client's current Filters, or None while it has not registered.")
+    paused = Attribute(
+        "Whether its transport paused it (its write buffer is full, the client is not reading): "
+        "nothing more should be produced for it until it is resumed."
+    )
+    closing = Attribute("Whether it is closing or gone: nothing more is sent to it.")
+
+    def deliver(event):
+        """
+        Send C{event} (a L{stellarflow.websocket.history.Event}) now, or hold it while the
+        client is paused or has messages held, keeping their order.  A client that has more
+        than its limit held is closed (4029); a closing one drops it.  Never raises.
+        """
+
+
+class IReplayHost(Interface):
+    """
+    What a WebSocket server offers the replayer that serves its resuming clients
+    (L{stellarflow.websocket.replay.Replayer}).  The replayer decides when a resume is accepted
+    or refused and when a replay ends or fails; the host answers the client and moves it in or
+    out of the live fan-out.  Clients are L{IClientSession}s; none of these methods raises.
+    """
+
+    position = Attribute(
+        "The newest position the server has processed (the last event id or batch cursor), or None "
+        "before its first batch."
+    )
+
+    def replayStarted(session, filters, resume):
+        """
+        A resume was accepted: reply C{registered} with C{filters} and the keys of C{resume}
+        (C{resume_after}, C{resumed} and, when not resumed, C{gap}), make C{filters} the
+        session's and keep the session out of the live fan-out until its replay catches up
+        (what it queued while unregistered is dropped: the replay covers it).
+
+        @return: whether the session is still open (the replay may start).
+        """
+
+    def replayFinished(session):
+        """
+        The replay sent everything the history holds: the session joins the live fan-out now,
+        in the same reactor turn, before any further event is fanned out.
+        """
+
+    def resumeRefused(session, code, message, field):
+        """
+        A resume cannot be served: reply with an C{error} (C{code}, C{message}, C{field}); the
+        session keeps its previous state.
+        """
+
+    def replayFailed(session):
+        """
+        A bug stopped the session's replay (logged): close it (1011) rather than leave it
+        neither replaying nor live.
+        """
+
+    def replayOverrun(session):
+        """
+        The replay fell out of the history window and there is no durable store to read from:
+        close the session (4029); it reconnects and is told about the gap.
         """

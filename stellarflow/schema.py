@@ -32,11 +32,19 @@ class Problem:
 
 class Problems(list):
     """
-    The problems found so far, in file order.
+    The problems found so far, in file order, and the warnings: things that are valid but
+    almost certainly not what was meant (reported by C{--check} and at start, never fatal).
     """
+
+    def __init__(self, *args):
+        list.__init__(self, *args)
+        self.warnings = []
 
     def add(self, path, message):
         self.append(Problem(path, message))
+
+    def warn(self, path, message):
+        self.warnings.append(Problem(path, message))
 
     def render(self, filename):
         return "\n".join(p.render(filename) for p in self)

@@ -3,6 +3,7 @@ The twistd plugin's options and service maker.  With L{stellarflow.run} (the C{s
 command), the only module that reaches for the global reactor.
 """
 
+import os
 import sys
 
 from twisted.python import usage
@@ -24,6 +25,13 @@ class Options(usage.Options):
     )
     optParameters = [
         ["config", "c", None, "Pipeline configuration file (YAML). Required."],
+        [
+            "reset-checkpoint",
+            None,
+            None,
+            "Forget PIPELINE's checkpoint (its state file), so that it starts where its source is "
+            "configured to start, and exit.",
+        ],
     ]
     optFlags = [
         ["check", None, "Validate the configuration file, print the result and exit."],
@@ -47,6 +55,10 @@ class Options(usage.Options):
             self.stdout.write(describe(self.loaded) + "\n")
             self.stdout.flush()
             raise SystemExit(0)
+        if self["reset-checkpoint"] is not None:
+            self.stdout.write(resetCheckpoint(self.loaded, self["reset-checkpoint"]) + "\n")
+            self.stdout.flush()
+            raise SystemExit(0)
 
 
 def describe(loaded):
@@ -63,6 +75,35 @@ def describe(loaded):
                 ", ".join(x.type for x in p.consumers),
             )
         )
+    lines.extend("warning: " + w.render(loaded.filename) for w in loaded.warnings)
+    return "\n".join(lines)
+
+
+def resetCheckpoint(loaded, name):
+    """
+    Remove pipeline C{name}'s state file; the text says what was done and what was not (durable
+    consumers keep their own position).
+
+    @raise usage.UsageError: there is no such pipeline.
+    """
+    from stellarflow.checkpoint import FileCheckpointStore
+
+    names = [p.name for p in loaded.pipelines]
+    if name not in names:
+        raise usage.UsageError("no pipeline {!r} in {}; its pipelines: {}".format(name, loaded.filename, ", ".join(names)))
+    store = FileCheckpointStore(loaded.state_dir)
+    path = store.path(name)
+    existed = os.path.exists(path)
+    store.reset(name)
+    lines = ["{} {}".format("Removed" if existed else "No checkpoint at", path)]
+    spec = next(p for p in loaded.pipelines if p.name == name)
+    for consumer in spec.consumers:
+        if consumer.type == "SaveToPostgreSQL":
+            table = consumer.config.get("table") or "stellar_events"
+            lines.append(
+                "{} keeps its own position; to reset it too: DELETE FROM {}_checkpoints WHERE pipeline = "
+                "'{}';".format(consumer.path, table, name)
+            )
     return "\n".join(lines)
 
 

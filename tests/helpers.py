@@ -4,7 +4,7 @@ Shared test helpers.
 
 import os
 
-from stellarflow.testing.fixtures import guide_path as guidePath  # noqa: F401 (for tests)
+from stellarflow.testing.fixtures import guidePath as guidePath  # noqa: F401 (for tests)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -55,13 +55,13 @@ class HistoryWiringTests(SynchronousTestCase):
         pipeline = buildPipeline(config.pipelines[0], config, Clock())
         (wsName, ws), (pgName, pg) = pipeline.consumers
         self.assertEqual((wsName, pgName), ("SaveToWebSocket[0]", "SaveToPostgreSQL[1]"))
-        self.assertIs(ws.broadcaster.replayer.store, pg.eventHistory())
+        self.assertIs(ws.hub.replayer.store, pg.eventHistory())
 
     def test_noDurableConsumer(self):
         text = "state_dir: {}\nsource: {{type: MemorySource}}\nconsumers: [{{type: SaveToWebSocket}}]\n"
         config = parse(text.format(self.mktemp()), "h.yaml", {})
         [(_, ws)] = buildPipeline(config.pipelines[0], config, Clock()).consumers
-        self.assertIsNone(ws.broadcaster.replayer.store)
+        self.assertIsNone(ws.hub.replayer.store)
 
 
 class DaemonTests(SynchronousTestCase):

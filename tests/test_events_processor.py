@@ -25,7 +25,7 @@ from stellarflow.message import (
     TOKEN_FIELDS,
 )
 from stellarflow.testing import fixtures
-from stellarflow.testing.fixtures import fixture_path, load_rpc_result
+from stellarflow.testing.fixtures import fixturePath, loadRPCResult
 
 PUBLIC = Network.PUBLIC_NETWORK_PASSPHRASE
 TESTNET = Network.TESTNET_NETWORK_PASSPHRASE
@@ -393,7 +393,7 @@ TOKEN_KEYS = BASE_KEYS + [
 
 
 def fixtureEvents(name):
-    result = load_rpc_result(name)
+    result = loadRPCResult(name)
     # The json-format fragments are single event objects, not getEvents results.
     return result["events"] if "events" in result else [result]
 
@@ -464,7 +464,7 @@ class FixtureTests(SynchronousTestCase):
     """
 
     def test_everyFixtureHasExpectations(self):
-        directory = fixture_path("rpc")
+        directory = fixturePath("rpc")
         names = {
             os.path.basename(p)
             for pattern in ("docs-*.json", "javasdk-*.json", "pysdk-*.json")
@@ -716,29 +716,29 @@ class DecodeErrorTests(SynchronousTestCase):
 
 class FixtureHelperTests(SynchronousTestCase):
     def test_existing(self):
-        path = fixture_path("rpc", "pysdk-2025-empty-page-after-cursor.json")
+        path = fixturePath("rpc", "pysdk-2025-empty-page-after-cursor.json")
         self.assertTrue(os.path.isabs(path))
         self.assertTrue(os.path.isfile(path))
         self.assertEqual(os.path.dirname(os.path.dirname(path)), os.path.join(fixtures.REPO_ROOT, "tests", "fixtures"))
 
     def test_missingSkips(self):
         self.patch(os, "environ", {})
-        e = self.assertRaises(SkipTest, fixture_path, "rpc", "no-such.json")
+        e = self.assertRaises(SkipTest, fixturePath, "rpc", "no-such.json")
         self.assertIn(os.path.join("rpc", "no-such.json"), str(e))
 
     def test_missingFailsUnderCi(self):
         self.patch(os, "environ", {"CI": "true"})
-        e = self.assertRaises(FailTest, fixture_path, "rpc", "no-such.json")
+        e = self.assertRaises(FailTest, fixturePath, "rpc", "no-such.json")
         self.assertIn("required under CI", str(e))
         self.assertTrue(isinstance(e, AssertionError))
 
     def test_loadUnwrapsEnvelope(self):
-        result = load_rpc_result("pysdk-2025-empty-page-after-cursor")
+        result = loadRPCResult("pysdk-2025-empty-page-after-cursor")
         self.assertEqual(result["cursor"], "0000054747948126210-0000000000")
         self.assertEqual(result["events"], [])
 
     def test_loadBareResult(self):
-        result = load_rpc_result("docs-2024-native-xlm-transfer-events-g-to-g.json")
+        result = loadRPCResult("docs-2024-native-xlm-transfer-events-g-to-g.json")
         self.assertEqual(result["cursor"], "0005121482212511744-0000000002")
         self.assertNotIn("jsonrpc", result)
 

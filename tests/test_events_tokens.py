@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from stellarflow import positions
 from stellarflow.events import tokens
 from stellarflow.events.processor import decodeEvent
-from stellarflow.testing.fixtures import load_rpc_result
+from stellarflow.testing.fixtures import loadRPCResult
 
 PUBLIC = Network.PUBLIC_NETWORK_PASSPHRASE
 TESTNET = Network.TESTNET_NETWORK_PASSPHRASE
@@ -416,7 +416,7 @@ def transactionEvents(name):
     The contract events of a recorded getTransaction (xdrFormat json) reshaped as getEvents
     events in json format: fee events first, then each operation's events.
     """
-    result = load_rpc_result(name)
+    result = loadRPCResult(name)
     events = result["events"]
     raw = [e["event"] for e in events["transactionEventsJson"]]
     for operation in events["contractEventsJson"]:

@@ -198,3 +198,31 @@ class GuidePipelineTests(TestCase):
             self.assertEqual((m["asset_code"], m["asset_issuer"], m["asset_verified"]), ("USDC", USDC_ISSUER, True))
         # every USDC token event the server produced up to the checkpoint reached the client
         self.assertEqual([i for i in ids if i <= last], expected)
+
+    @defer.inlineCallbacks
+    def test_databaseCreatedLater(self):
+        """
+        The complete example with its database missing: WebSocket clients receive events at
+        once; the database is created later and catches up with every event exactly once.
+        """
+        self.dropDatabase()
+        pipeline = yield self.runGuide(topics='["**"]')
+        yield until(lambda: len(self.client.events()) >= 30, timeout=30)
+        self.assertNotEqual(pipeline.members[1].state, "attached")
+        admin = connect()
+        with admin.cursor() as cur:
+            cur.execute("CREATE DATABASE " + self.db)
+        admin.close()
+        member = pipeline.members[1]
+        yield until(lambda: member.state == "attached", timeout=40)
+        target = pipeline.lastCursor
+        yield until(lambda: member.position is not None and member.position >= target, timeout=30)
+        yield self.daemon.stopService()
+        last = member.position
+        upTo = int(last.split("-")[0]) >> 32
+        expected = [e.id for e in self.expected(upTo) if e.id <= last]
+        stored = self.storedIds()
+        self.assertEqual(stored, sorted(set(stored)))
+        self.assertEqual(stored[: len(expected)], expected)
+        self.assertGreater(len(expected), 30)
+

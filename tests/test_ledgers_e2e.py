@@ -93,7 +93,7 @@ class FollowTests(TestCase):
         last = positions.ledgerOf(saved.cursor)
         self.assertEqual(saved.cursor, positions.ledgerEnd(last))
         self.assertEqual(saved.hash, self.server.chain.hash(last).hex())
-        self.assertEqual(saved.network, "testnet")
+        self.assertEqual(saved.network, TESTNET)
         self.assertGreaterEqual(last, tip + 3)
         self.assertFalse(any(r.method == "getHealth" for r in self.server.requests))
 

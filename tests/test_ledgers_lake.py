@@ -24,7 +24,7 @@ from stellarflow.ledgers.processor import GetLedgersRPC
 from stellarflow.message import seal
 from stellarflow.meta import ledgerMessages
 from stellarflow.pipeline import ComponentContext, Pipeline
-from stellarflow.testing.fixtures import fixture_path
+from stellarflow.testing.fixtures import fixturePath
 from stellarflow.testing.lakeserver import placeObject, serveLake, writeChain, writeManifest
 from stellarflow.testing.ledgerchain import LedgerChain
 from stellarflow.testing.ledgerfiles import fixtureLedgers
@@ -42,18 +42,18 @@ def realLake(root):
     """
     The three real testnet objects in their SEP-54 places (998 with the older extension).
     """
-    with open(fixture_path("ledgers", "galexie-testnet-config.json"), "rb") as f:
+    with open(fixturePath("ledgers", "galexie-testnet-config.json"), "rb") as f:
         os.makedirs(root)
         with open(os.path.join(root, ".config.json"), "wb") as out:
             out.write(f.read())
     manifest = Manifest(TESTNET, 1, 64000)
     for ledger, name in OBJECTS.items():
-        placeObject(root, manifest, ledger, fixture_path("ledgers", name), extension=1 if ledger == 998 else 0)
+        placeObject(root, manifest, ledger, fixturePath("ledgers", name), extension=1 if ledger == 998 else 0)
     return manifest
 
 
 def read(name):
-    with open(fixture_path("ledgers", name), "rb") as f:
+    with open(fixturePath("ledgers", name), "rb") as f:
         return f.read()
 
 

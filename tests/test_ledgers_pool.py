@@ -27,7 +27,7 @@ from stellarflow.ledgers.worker import handle
 from stellarflow.message import seal
 from stellarflow.meta import ledgerMessages
 from stellarflow.rpc.ledgerpages import parseLedgerRecord
-from stellarflow.testing.fixtures import fixture_path
+from stellarflow.testing.fixtures import fixturePath
 from stellarflow.testing.ledgerchain import LedgerChain
 
 PUBNET = "galexie-pubnet-53312000.xdr.zstd"
@@ -35,7 +35,7 @@ EVERYTHING = ("payment", "trade", "contract_event")
 
 
 def pubnetObject():
-    with open(fixture_path("ledgers", PUBNET), "rb") as f:
+    with open(fixturePath("ledgers", PUBNET), "rb") as f:
         return f.read()
 
 
@@ -122,7 +122,7 @@ class PoolTests(PoolCase):
         """
         pool = self.pool(PUBLIC, workers=2)
         (result,) = yield pool.submit(pubnetObject(), "zstd", ledger=53312000)
-        with open(fixture_path("ledgers", PUBNET), "rb") as f:
+        with open(fixturePath("ledgers", PUBNET), "rb") as f:
             from stellarflow.testing.ledgerfiles import batchLedgers
 
             (lcm,) = batchLedgers(f)

@@ -164,8 +164,10 @@ class FollowTests(LedgerSourceCase):
         self.assertEqual(self.source.errors, 0)
         self.assertEqual(self.fatal, [])
         self.assertEqual(self.requests("getHealth"), [])
-        self.assertEqual(self.source.lag_ledgers, 0)
-        self.assertEqual(server.max_in_flight, 1)
+        stats = self.source.stats()
+        self.assertEqual((stats["seconds_since_success"], stats["last_error"], stats["polling"]), (0, None, True))
+        self.assertEqual(self.source.lagLedgers, 0)
+        self.assertEqual(server.maxInFlight, 1)
 
     def test_nextPageFetchedWhileProcessing(self):
         """
@@ -186,7 +188,7 @@ class FollowTests(LedgerSourceCase):
         self.assertEqual(self.sequences, list(range(1000, 1008)))
         self.assertEqual(len(self.requests()), 3)
         self.assertEqual(self.requests()[2], {"pagination": {"cursor": "1007", "limit": 4}})
-        self.assertEqual(server.max_in_flight, 1)
+        self.assertEqual(server.maxInFlight, 1)
 
     def test_prefetchDroppedWhenDeliveryFails(self):
         server = self.server(history=20)

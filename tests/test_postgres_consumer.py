@@ -28,7 +28,7 @@ from stellarflow.postgres.testing import (
     testDSN,
     waitUntil,
 )
-from stellarflow.testing.fixtures import load_rpc_result
+from stellarflow.testing.fixtures import loadRPCResult
 
 NASTY_PASSWORD = "s3cr et'\"pa ss\\word"
 
@@ -355,7 +355,7 @@ class OutageTests(ConsumerTestCase):
         self.assertNoResult(loaded)
         self.assertNoResult(acked)
         self.assertIn("Cannot use PostgreSQL at", self.logs.text())
-        self.assertIn("waits for PostgreSQL", self.logs.text())
+        self.assertIn("holds the position of pipeline", self.logs.text())
         proxy.accept()
         self.assertIsNone((yield loaded))
         yield acked
@@ -486,7 +486,7 @@ class RecordedEventsTests(ConsumerTestCase):
         processor = GetEventsRPC("testnet")
         messages = []
         for name in self.FIXTURES:
-            messages.extend(processor.process(load_rpc_result(name)["events"]))
+            messages.extend(processor.process(loadRPCResult(name)["events"]))
         consumer = yield self.started()
         yield consumer.consume(Batch(items=[], cursor="end", messages=messages))
         self.assertEqual(consumer.rejected, 0)

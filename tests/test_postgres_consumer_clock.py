@@ -415,12 +415,12 @@ class CheckpointStoreTests(ClockTestCase):
         self.keeper.refuse()
         self.keeper.refuse()
         self.assertNoResult(d)
-        self.assertEqual(self.logs.text().count("waits for PostgreSQL at db:5432/events"), 1)
+        self.assertEqual(self.logs.text().count("PostgreSQL at db:5432/events holds the position of pipeline test"), 1)
         self.keeper.connect()
         self.assertNoResult(d)
         self.keeper.commit()
         self.assertEqual(self.successResultOf(d), "stored")
-        self.assertIn("PostgreSQL answered; pipeline test can start", self.logs.text())
+        self.assertIn("PostgreSQL answered; pipeline test's events are stored from its position", self.logs.text())
 
     def test_loadRetriesAFailedRead(self):
         consumer = self.consumer()

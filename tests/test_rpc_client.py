@@ -31,7 +31,7 @@ from stellarflow.rpc.errors import (
 )
 from stellarflow.rpc.pages import EventsPage, parseEventsPage
 from stellarflow.testing import fixtures
-from stellarflow.testing.fixtures import fixture_path
+from stellarflow.testing.fixtures import fixturePath
 
 URL = "http://rpc.test/"
 SECRET = "Bearer s3cr3t-token-value"
@@ -159,7 +159,7 @@ class EnvelopeTests(ClientMixin, SynchronousTestCase):
         """
         c = self.client(result({"events": [{"id": "1-0"}], "cursor": "1-0", "latestLedger": "77", "oldestLedger": 3}))
         page = self.successResultOf(c.getEvents({"startLedger": 1}))
-        self.assertEqual(page, EventsPage(events=[{"id": "1-0"}], cursor="1-0", latest_ledger=77, oldest_ledger=3))
+        self.assertEqual(page, EventsPage(events=[{"id": "1-0"}], cursor="1-0", latestLedger=77, oldestLedger=3))
 
     def test_resultWithoutEnvelopeId(self):
         """
@@ -407,7 +407,7 @@ class HelperTests(SynchronousTestCase):
 
     def test_parseEventsPageDefaults(self):
         page = parseEventsPage({"latestLedger": 5})
-        self.assertEqual(page, EventsPage(events=[], cursor=None, latest_ledger=5, oldest_ledger=None))
+        self.assertEqual(page, EventsPage(events=[], cursor=None, latestLedger=5, oldestLedger=None))
 
 
 class FixtureTests(ClientMixin, SynchronousTestCase):
@@ -416,13 +416,13 @@ class FixtureTests(ClientMixin, SynchronousTestCase):
         Every recorded getEvents answer, sent as a server would, parses into a page.
         """
         for name in GETEVENTS_FIXTURES:
-            with open(fixture_path("rpc", name + ".json"), encoding="utf-8") as f:
+            with open(fixturePath("rpc", name + ".json"), encoding="utf-8") as f:
                 document = json.load(f)
             value = document["result"] if "jsonrpc" in document else document
             c = self.client(result(value))
             page = self.successResultOf(c.getEvents({"startLedger": 1}))
             self.assertEqual(len(page.events), len(value["events"]), name)
-            self.assertIsInstance(page.latest_ledger, int, name)
+            self.assertIsInstance(page.latestLedger, int, name)
             if "cursor" in value:
                 self.assertEqual(page.cursor, value["cursor"] or None, name)
             else:
@@ -432,7 +432,7 @@ class FixtureTests(ClientMixin, SynchronousTestCase):
         """
         The list above covers every getEvents fixture present (a new one is not forgotten).
         """
-        directory = os.path.dirname(fixture_path("rpc", GETEVENTS_FIXTURES[0] + ".json"))
+        directory = os.path.dirname(fixturePath("rpc", GETEVENTS_FIXTURES[0] + ".json"))
         present = {
             n[: -len(".json")]
             for n in os.listdir(directory)

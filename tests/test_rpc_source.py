@@ -17,15 +17,17 @@ from zope.interface.verify import verifyObject
 
 from stellarflow import positions
 from stellarflow.backoff import Backoff
+from stellarflow.checkpoint import Checkpoint
 from stellarflow.interfaces import ICheckpointStore, IComponentFactory, ISource, IStatsProvider
 from stellarflow.pipeline import ComponentContext, Pipeline
 from stellarflow.rpc.client import StellarRPCClient
 from stellarflow.rpc.config import CONFIG_SCHEMA, DEFAULT_RPC_URL, inferNetwork
 from stellarflow.rpc.errors import InvalidParams
 from stellarflow.rpc.pages import orderEvents
+from stellarflow.rpc.policy import RETRY_CAP
 from stellarflow.rpc.source import RPCSourceAdapter
 from stellarflow.testing import fixtures
-from stellarflow.testing.fixtures import fixture_path
+from stellarflow.testing.fixtures import fixturePath
 from stellarflow.testing.memory import MemoryConsumer
 from stellarflow.testing.rpcserver import StellarRPCResource, serve
 
@@ -409,7 +411,8 @@ class ConfigTests(SynchronousTestCase):
         self.assertEqual(source.client.request_timeout, 12)
         self.assertEqual((source.start_ledger, source.end_ledger, source.poll_interval, source.limit), (7, 9, 2, 50))
         self.assertEqual(source.filters, [{"type": "contract", "contractIds": [USDC], "topics": [["*"]]}])
-        self.assertEqual((source.xdr_format, source.on_gap, source.network, source.name), ("json", "stop", "mainnet", "p"))
+        self.assertEqual((source.xdr_format, source.on_gap, source.configuredNetwork, source.name), ("json", "stop", "mainnet", "p"))
+        self.assertEqual(source.network, "Public Global Stellar Network ; September 2015")
         self.assertNotIn("top-secret", repr(source))
 
 
@@ -438,7 +441,7 @@ class ProtocolTests(SourceCase):
         self.assertEqual(len(calls), 2)
         self.assertEqual(self.deliver.ids, [eventId(100), eventId(101)])
         self.assertEqual([b.cursor for b in self.deliver.batches], [eventId(101), positions.ledgerEnd(150)])
-        self.assertEqual(self.deliver.batches[0].latest_ledger, 150)
+        self.assertEqual(self.deliver.batches[0].latestLedger, 150)
 
     def test_xdrFormatJson(self):
         script = Script(default=page([], cursor=positions.ledgerEnd(10), latest=10))
@@ -571,7 +574,7 @@ class ProtocolTests(SourceCase):
         self.assertEqual(calls[1]["startLedger"], 9)
         self.assertEqual(calls[2]["pagination"]["cursor"], eventId(11))
         self.assertEqual(self.deliver.batches[0].cursor, eventId(11))
-        self.assertEqual(self.deliver.batches[0].latest_ledger, 12)
+        self.assertEqual(self.deliver.batches[0].latestLedger, 12)
 
     def test_neverTwoInFlight(self):
         """
@@ -636,12 +639,12 @@ class ProtocolTests(SourceCase):
         self.clock.advance(42)
         self.start()
         s = self.source
-        self.assertEqual((s.requests, s.errors, s.last_error), (2, 1, "HTTP 503 (empty body)"))
+        self.assertEqual((s.requests, s.errors, s.lastError), (2, 1, "HTTP 503 (empty body)"))
         self.clock.advance(1)
-        self.assertEqual((s.latest_ledger, s.oldest_ledger, s.requests, s.errors, s.events_delivered), (20, 3, 3, 1, 2))
+        self.assertEqual((s.latestLedger, s.oldestLedger, s.requests, s.errors, s.eventsDelivered), (20, 3, 3, 1, 2))
         self.assertEqual(s.cursor, positions.ledgerEnd(15))
-        self.assertEqual(s.lag_ledgers, 5)
-        self.assertEqual(s.last_success_time, 43)
+        self.assertEqual(s.lagLedgers, 5)
+        self.assertEqual(s.lastSuccessTime, 43)
         self.assertTrue(s.polling)
 
 
@@ -727,17 +730,58 @@ class FailureTests(SourceCase):
 
     def test_backoffCapped(self):
         """
-        Backoff grows to its cap and stays there; polling never stops.
+        A failure that costs the server nothing to retry (it answers 503, refuses, times out)
+        is retried at least every RETRY_CAP seconds, so delivery resumes within seconds of the
+        server coming back; polling never stops.
         """
         script = Script(default=("status", 503))
         self.makeSource(script, start_ledger=10)
         self.start()
         for _ in range(720):
             self.clock.advance(1)
+        # at 0, then after 1, 2, 4 s (t=7), then every 5 s up to t=717
+        self.assertEqual(RETRY_CAP, 5.0)
+        self.assertEqual(len(script.requests), 4 + 142)
+        self.assertTrue(self.source.polling)
+
+    def test_overloadBacksOffLonger(self):
+        """
+        A server that says it is overloaded (-32098 queue full) is given the whole backoff, up
+        to 60 s: retrying sooner would cost it more.
+        """
+        script = Script(default=("error", -32098, "rpc queue for getEvents surpassed queue limit of 10 requests"))
+        self.makeSource(script, start_ledger=10)
+        self.start()
+        for _ in range(720):
+            self.clock.advance(1)
         # at 0, then after 1, 2, 4, 8, 16, 32 s (t=63), then every 60 s up to t=663
         self.assertEqual(len(script.requests), 7 + 10)
-        self.assertEqual(self.source.backoff.next(), 60.0)
         self.assertTrue(self.source.polling)
+
+    def test_recoversWithinSecondsAfterAMinute(self):
+        """
+        Refused for a minute: the first request after the server is back is at most RETRY_CAP
+        seconds later, and nothing is lost.
+        """
+        script = Script(page([ev(10)], cursor=positions.ledgerEnd(10), latest=10), default=page([], cursor=positions.ledgerEnd(10), latest=10))
+        refusing = []
+
+        def wrap(http):
+            refusing.append(Refusing(http, 10**6))
+            return refusing[0]
+
+        self.makeSource(script, start_ledger=10, wrap=wrap)
+        self.start()
+        for _ in range(60):
+            self.clock.advance(1)
+        self.assertEqual(script.requests, [])
+        refusing[0].count = 0  # the server is back
+        waited = 0
+        while not self.deliver.ids and waited < 60:
+            self.clock.advance(1)
+            waited += 1
+        self.assertEqual(self.deliver.ids, [eventId(10)])
+        self.assertLessEqual(waited, RETRY_CAP)
 
     def test_unexpectedErrorKeepsPolling(self):
         """
@@ -992,7 +1036,7 @@ class SecretTests(SourceCase):
         happens (errors, gaps, fatal errors, network checks).
         """
         script = Script(
-            {"passphrase": "Public Global Stellar Network ; September 2015"},
+            {"passphrase": TESTNET},
             ("status", 503),
             ("raw", b"echo " + SECRET.encode()),
             ("error", -32600, "startLedger must be within the ledger range: 50 - 90"),
@@ -1019,7 +1063,8 @@ class SecretTests(SourceCase):
 class NetworkCheckTests(SourceCase):
     def test_mismatch(self):
         """
-        A server on another network than configured is reported, once, as an error.
+        A server on another network than configured stops the source with a critical error
+        naming both (asset verification, hashes and checkpoints would all be wrong).
         """
         script = Script(
             {"passphrase": "Public Global Stellar Network ; September 2015"},
@@ -1028,11 +1073,12 @@ class NetworkCheckTests(SourceCase):
         self.makeSource(script, start_ledger=10, network="testnet", verifyNetwork=True)
         self.start()
         self.clock.advance(20)
-        self.assertEqual(script.requests[0][0], "getNetwork")
-        errors = [t for t in self.texts("error") if "NETWORK MISMATCH" in t]
-        self.assertEqual(len(errors), 1)
-        self.assertEqual(len(script.calls("getNetwork")), 1)
-        self.assertTrue(self.source.polling)
+        self.assertEqual([r[0] for r in script.requests], ["getNetwork"])
+        [critical] = [t for t in self.texts("critical") if "NETWORK MISMATCH" in t]
+        self.assertIn("configured for 'testnet' ('Test SDF Network ; September 2015')", critical)
+        self.assertIn("serves 'Public Global Stellar Network ; September 2015'", critical)
+        self.assertFalse(self.source.polling)
+        self.assertEqual(len(self.fatal), 1)
 
     def test_match(self):
         script = Script({"passphrase": TESTNET}, default=page([], cursor=positions.ledgerEnd(10), latest=10))
@@ -1057,7 +1103,7 @@ class FixtureTests(SourceCase):
         Every recorded page becomes one batch of its events, in id order, with a cursor.
         """
         for name in self.NAMES:
-            with open(fixture_path("rpc", name + ".json"), encoding="utf-8") as f:
+            with open(fixturePath("rpc", name + ".json"), encoding="utf-8") as f:
                 document = json.load(f)
             result = document["result"] if "jsonrpc" in document else document
             self.deliver = Collector()
@@ -1070,7 +1116,7 @@ class FixtureTests(SourceCase):
             self.assertEqual([e["id"] for e in batch.items], sorted(ids), name)
             expected = result.get("cursor") or (result["events"][-1].get("pagingToken") or ids[-1])
             self.assertEqual(batch.cursor, expected, name)
-            self.assertEqual(batch.latest_ledger, int(result["latestLedger"]), name)
+            self.assertEqual(batch.latestLedger, int(result["latestLedger"]), name)
             self.source.stop()
 
 
@@ -1112,13 +1158,13 @@ class TestServerTests(SourceCase):
         self.assertEqual(self.deliver.ids, self.expectedIds(server, 1000, latest))
         requests = len(self.serverRequests())
         self.assertGreater(requests, 5)
-        self.assertEqual(self.source.lag_ledgers, 0)
+        self.assertEqual(self.source.lagLedgers, 0)
         self.clock.advance(4.9)
         self.assertEqual(len(self.serverRequests()), requests)
         self.clock.advance(0.1)
         self.assertEqual(len(self.serverRequests()), requests + 1)
         self.assertEqual(self.deliver.ids, self.expectedIds(server, 1000, server.ledgers.latest))
-        self.assertEqual(server.max_in_flight, 1)
+        self.assertEqual(server.maxInFlight, 1)
         params = self.serverRequests()
         self.assertIn("startLedger", params[0])
         for p in params[1:]:
@@ -1152,7 +1198,7 @@ class TestServerTests(SourceCase):
         self.assertEqual(self.source.errors, 5)
         self.assertEqual(self.deliver.ids, self.expectedIds(server, 1000, positions.ledgerOf(self.source.cursor)))
         self.assertGreaterEqual(positions.ledgerOf(self.source.cursor), server.ledgers.latest - 1)
-        self.assertEqual(server.max_in_flight, 1)
+        self.assertEqual(server.maxInFlight, 1)
         kinds = [t for t in self.texts("warn") if "getEvents poll" in t]
         for kind in ("http-error", "bad-response", "queue-full", "connection", "timeout"):
             self.assertTrue(any(kind in t for t in kinds), kind)
@@ -1255,5 +1301,126 @@ class LoopbackTests(TestCase):
         events = [r for r in server.requests if r.method == "getEvents"]
         self.assertGreater(len(events), 5)
         self.assertTrue(all(r.headers.get("authorization") == SECRET for r in server.requests))
-        self.assertEqual(server.max_in_flight, 1)
+        self.assertEqual(server.maxInFlight, 1)
 
+
+
+PUBLIC = "Public Global Stellar Network ; September 2015"
+
+
+class CheckpointOriginTests(SourceCase):
+    """
+    A checkpoint taken on another network, or one the RPC never reaches, is not followed
+    blindly (C{on_checkpoint_mismatch}).
+    """
+
+    def startFrom(self, checkpoint, script, **kw):
+        kw.setdefault("start_ledger", 10)
+        self.makeSource(script, **kw)
+        ended = self.source.start(self.deliver, checkpoint)
+        ended.addCallbacks(lambda _: self.completed.append(True), self.fatal.append)
+        self.clock.advance(0)
+
+    def test_otherNetworkStops(self):
+        script = Script({"passphrase": TESTNET}, default=page([], cursor=positions.ledgerEnd(10), latest=10))
+        self.startFrom(Checkpoint(eventId(1952), network=PUBLIC), script, network="testnet", verifyNetwork=True)
+        self.clock.advance(10)
+        self.assertEqual([r[0] for r in script.requests], ["getNetwork"])
+        self.assertFalse(self.source.polling)
+        [critical] = [t for t in self.texts("critical") if "CHECKPOINT MISMATCH" in t]
+        self.assertIn("was taken on network {!r}, but the RPC serves {!r}".format(PUBLIC, TESTNET), critical)
+        self.assertIn("--reset-checkpoint", critical)
+        self.assertIn("on_checkpoint_mismatch: restart_from_latest", critical)
+        self.assertEqual(len(self.fatal), 1)
+
+    def test_sameNetworkFollowed(self):
+        script = Script({"passphrase": TESTNET}, default=page([ev(11)], cursor=positions.ledgerEnd(11), latest=11))
+        self.startFrom(Checkpoint(positions.ledgerEnd(10), network=TESTNET), script, network="testnet", verifyNetwork=True)
+        self.clock.advance(1)
+        self.assertEqual(self.deliver.ids, [eventId(11)])
+        self.assertEqual(script.requests[1][1]["pagination"]["cursor"], positions.ledgerEnd(10))
+        self.assertEqual(self.fatal, [])
+
+    def test_otherNetworkRestartsFromLatest(self):
+        """
+        With restart_from_latest the checkpoint is forgotten and the RPC followed from its
+        latest ledger (ids lower than the old checkpoint's are delivered).
+        """
+        script = Script(
+            {"passphrase": TESTNET},
+            {"sequence": 1723},
+            page([ev(1723)], cursor=positions.ledgerEnd(1723), latest=1723),
+            default=page([], cursor=positions.ledgerEnd(1723), latest=1723),
+        )
+        self.startFrom(
+            Checkpoint(eventId(1952), network=PUBLIC), script, network="testnet", verifyNetwork=True,
+            on_checkpoint_mismatch="restart_from_latest",
+        )
+        self.clock.advance(1)
+        self.assertEqual([r[0] for r in script.requests[:3]], ["getNetwork", "getLatestLedger", "getEvents"])
+        self.assertEqual(script.requests[2][1]["startLedger"], 1723)
+        self.assertEqual(self.deliver.ids, [eventId(1723)])
+        self.assertTrue(self.source.polling)
+        self.assertTrue(any("restart_from_latest" in t for t in self.texts("critical")))
+
+    def aheadScript(self, latest):
+        error = ("error", -32600, "startLedger must be within the ledger range: 1 - {}".format(latest))
+        return Script(default=error)
+
+    def test_aheadOfTheRPCForTooLong(self):
+        """
+        A checkpoint at ledger 1952 when the RPC is at 1723 (a reset network): retried for
+        checkpoint_ahead_timeout, then a mismatch; not before.
+        """
+        self.startFrom(Checkpoint(eventId(1952)), self.aheadScript(1723), checkpoint_ahead_timeout=60)
+        for _ in range(59):
+            self.clock.advance(1)
+        self.assertTrue(self.source.polling)
+        self.assertEqual(self.fatal, [])
+        for _ in range(10):
+            self.clock.advance(1)
+        self.assertFalse(self.source.polling)
+        [critical] = [t for t in self.texts("critical") if "CHECKPOINT MISMATCH" in t]
+        self.assertIn("is at ledger 1952, but the RPC's latest ledger is 1723", critical)
+
+    def test_aheadWithinTheMargin(self):
+        """
+        A node a few ledgers behind (within checkpoint_ahead_margin) is waited for, forever.
+        """
+        self.startFrom(Checkpoint(eventId(1952)), self.aheadScript(1945), checkpoint_ahead_margin=10)
+        for _ in range(600):
+            self.clock.advance(1)
+        self.assertTrue(self.source.polling)
+        self.assertEqual(self.fatal, [])
+
+    def test_startLedgerOutsideRetention(self):
+        """
+        The start-up log says plainly that start_ledger is older than the RPC keeps.
+        """
+        script = Script(
+            ("error", -32600, "startLedger must be within the ledger range: 61000000 - 61120960"),
+            default=page([], cursor=positions.ledgerEnd(61000000), latest=61120960),
+        )
+        self.makeSource(script, start_ledger=2000000)
+        self.start()
+        [line] = [t for t in self.texts("warn") if "outside the retention" in t]
+        self.assertIn("start_ledger 2000000 is outside the retention of", line)
+        self.assertIn("ledgers 2000000-60999999 cannot be read; on_gap is 'skip': starting at ledger 61000000", line)
+
+
+class HealthStatsTests(SourceCase):
+    def test_secondsSinceSuccess(self):
+        script = Script(page([], cursor=positions.ledgerEnd(10), latest=10), default=("status", 503))
+        self.makeSource(script, start_ledger=10, poll_interval=5)
+        self.start()
+        self.clock.advance(42)
+        stats = self.source.stats()
+        self.assertEqual(stats["seconds_since_success"], 42)
+        self.assertEqual(stats["health_timeout_seconds"], 30.0)
+        self.assertEqual(stats["last_error"], "HTTP 503 (empty body)")
+
+    def test_healthTimeoutDefault(self):
+        self.makeSource(Script(), poll_interval=20)
+        self.assertEqual(self.source.stats()["health_timeout_seconds"], 60.0)
+        self.makeSource(Script(), poll_interval=20, health_timeout=12)
+        self.assertEqual(self.source.stats()["health_timeout_seconds"], 12)

@@ -11,6 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from stellarflow import tap
+from stellarflow.checkpoint import FileCheckpointStore
 
 VALID = """
 pipelines:
@@ -94,6 +95,59 @@ class OptionsTests(SynchronousTestCase):
             "{}: OK, 2 pipeline(s)\n  one: MemorySource -> (no processors) -> MemoryConsumer\n"
             "  two: MemorySource -> (no processors) -> MemoryConsumer\n".format(path),
         )
+
+    def test_checkWarnsAboutTopicFiltersMatchingNoTokenEvent(self):
+        """
+        The guide's complete example filters topics ["*"]: valid, but it matches one-topic
+        events only, so no token event; --check says so (exit status 0: it is not an error).
+        """
+        o = options()
+        path = self.write(
+            "source:\n  type: RPCSourceAdapter\n  config:\n    filters:\n"
+            '      - {type: contract, topics: [["*"], ["AAAADwAAAAh0cmFuc2Zlcg==", "*"], ["**"]]}\n'
+            "consumers: [{type: MemoryConsumer}]\n"
+        )
+        with self.assertRaises(SystemExit) as e:
+            o.parseOptions(["-c", path, "--check"])
+        self.assertEqual(e.exception.code, 0)
+        warnings = [line for line in o.stdout.getvalue().splitlines() if line.startswith("warning:")]
+        self.assertEqual(len(warnings), 2)
+        self.assertEqual(
+            warnings[0],
+            'warning: {}: source.config.filters[0].topics[0]: ["*"] has no trailing "**": the RPC matches '
+            "only events with exactly 1 topic(s), and token events have 2 to 4 (a transfer has 4), so it "
+            'matches no token event. End it with "**" to match longer topic lists'.format(path),
+        )
+        self.assertIn("source.config.filters[0].topics[1]: ", warnings[1])
+        self.assertIn("it may miss token events", warnings[1])
+
+    def test_resetCheckpoint(self):
+        """
+        --reset-checkpoint removes the pipeline's state file and says what a durable consumer
+        keeps; an unknown pipeline is a usage error naming the known ones.
+        """
+        state = self.mktemp()
+        path = self.write(
+            "state_dir: {}\npipelines:\n  one: {{source: {{type: MemorySource}}, consumers: [{{type: SaveToPostgreSQL, "
+            "config: {{database: d}}}}]}}\n  two: {{source: {{type: MemorySource}}, consumers: [{{type: MemoryConsumer}}]}}\n".format(state)
+        )
+        store = FileCheckpointStore(state)
+        store.save("one", "c1")
+        store.save("two", "c2")
+        o = options()
+        with self.assertRaises(SystemExit) as e:
+            o.parseOptions(["-c", path, "--reset-checkpoint", "one"])
+        self.assertEqual(e.exception.code, 0)
+        self.assertEqual(
+            o.stdout.getvalue(),
+            "Removed {}\npipelines.one.consumers[0] keeps its own position; to reset it too: "
+            "DELETE FROM stellar_events_checkpoints WHERE pipeline = 'one';\n".format(store.path("one")),
+        )
+        self.assertIsNone(self.successResultOf(store.load("one")))
+        self.assertEqual(self.successResultOf(store.load("two")).cursor, "c2")
+        e = self.assertRaises(UsageError, options().parseOptions, ["-c", path, "--reset-checkpoint", "three"])
+        self.assertIn("no pipeline 'three' in", str(e))
+        self.assertIn("its pipelines: one, two", str(e))
 
     def test_checkMain(self):
         good = self.write(VALID)

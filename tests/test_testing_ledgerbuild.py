@@ -73,12 +73,12 @@ class LedgerFixtureTests(SynchronousTestCase):
         names = self.names()
         self.assertEqual(len(names), 10)
         for name in names:
-            self.assertTrue(os.path.exists(fixtures.fixture_path("ledgers", name + ".source.txt")), name)
+            self.assertTrue(os.path.exists(fixtures.fixturePath("ledgers", name + ".source.txt")), name)
 
     def test_copiesEqualShared(self):
         original = os.path.join(fixtures.SHARED, "fixtures", "ledgers")
         if not os.path.isdir(original):
             return
         for name in os.listdir(os.path.join(fixtures.FIXTURES, "ledgers")):
-            self.assertTrue(filecmp.cmp(os.path.join(original, name), fixtures.fixture_path("ledgers", name),
+            self.assertTrue(filecmp.cmp(os.path.join(original, name), fixtures.fixturePath("ledgers", name),
                                         shallow=False), name)

@@ -21,7 +21,7 @@ from zope.interface.verify import verifyObject
 
 from stellarflow import positions
 from stellarflow.testing.faults import Fault, FaultQueue
-from stellarflow.testing.fixtures import fixture_path
+from stellarflow.testing.fixtures import fixturePath
 from stellarflow.testing.getevents import parseCursor
 from stellarflow.testing.rpcserver import (
     LedgerModel,
@@ -439,9 +439,9 @@ class GetEventsTests(RPCTestMixin, SynchronousTestCase):
         self.assertNotIn("authorization", second.headers)
         self.assertEqual(second.params, {"pagination": {"cursor": positions.ledgerEnd(1000)}})
         self.assertEqual((third.method, third.body), (None, b"garbage"))
-        self.assertEqual(first.received_at, T0)
-        self.assertEqual(self.server.max_in_flight, 1)
-        self.assertEqual(self.server.in_flight, 0)
+        self.assertEqual(first.receivedAt, T0)
+        self.assertEqual(self.server.maxInFlight, 1)
+        self.assertEqual(self.server.inFlight, 0)
 
 
 class RecordedPagesTests(RPCTestMixin, SynchronousTestCase):
@@ -450,7 +450,7 @@ class RecordedPagesTests(RPCTestMixin, SynchronousTestCase):
              "pysdk-2025-fee-events-testnet.json"]
 
     def setUp(self):
-        self.paths = [fixture_path("rpc", name) for name in self.NAMES]
+        self.paths = [fixturePath("rpc", name) for name in self.NAMES]
         self.pages = []
         for path in self.paths:
             with open(path) as f:
@@ -521,7 +521,7 @@ class FaultTests(RPCTestMixin, SynchronousTestCase):
         self.server.inject("delay", seconds=30)
         d = self.rpc.post(URL, data=envelope("getEvents", {"startLedger": 1000}))
         self.assertNoResult(d)
-        self.assertEqual(self.server.in_flight, 1)
+        self.assertEqual(self.server.inFlight, 1)
         self.server.clock.advance(29)
         self.rpc.flush()
         self.assertNoResult(d)
@@ -530,14 +530,14 @@ class FaultTests(RPCTestMixin, SynchronousTestCase):
         response = self.successResultOf(d)
         reply = json.loads(self.successResultOf(self.rpc.content(response)))
         self.assertEqual(reply["result"]["events"][0]["ledger"], 1000)
-        self.assertEqual(self.server.in_flight, 0)
+        self.assertEqual(self.server.inFlight, 0)
 
     def test_concurrentRequestsAreVisible(self):
         self.server.inject("delay", seconds=1, count=2)
         first = self.rpc.post(URL, data=envelope("getHealth"))
         second = self.rpc.post(URL, data=envelope("getHealth"))
-        self.assertEqual(self.server.max_in_flight, 2)
-        self.assertEqual([r.in_flight for r in self.server.requests], [1, 2])
+        self.assertEqual(self.server.maxInFlight, 2)
+        self.assertEqual([r.inFlight for r in self.server.requests], [1, 2])
         self.server.clock.advance(1)
         self.rpc.flush()
         self.assertEqual(self.successResultOf(first).code, 200)

@@ -18,10 +18,11 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyClass, verifyObject
 
 from stellarflow.batch import Batch
+from stellarflow.compat.autobahn import cancelBatchedTimers
 from stellarflow.interfaces import IComponentFactory, IConsumer
 from stellarflow.pipeline import ComponentContext
 from stellarflow.websocket.consumer import ListenError, SaveToWebSocket
-from tests import test_websocket_broadcaster as ev
+from tests import wshelpers as ev
 from tests.helpers import guidePath
 
 TIMEOUT = 10
@@ -161,10 +162,7 @@ def cancelAutobahnTimers():
     close-handshake timeouts are not cancelled when the TCP connection goes first and would
     leave the reactor dirty for up to close_timeout.
     """
-    for call in reactor.getDelayedCalls():
-        owner = getattr(call.func, "__self__", None)
-        if type(owner).__name__ == "_BatchedTimer" or getattr(call.func, "__name__", "") == "notify_one_chunk":
-            call.cancel()
+    cancelBatchedTimers(reactor)
 
 
 class E2EMixin:
@@ -260,7 +258,7 @@ class ConsumerTests(SynchronousTestCase):
         self.assertEqual(list(problems), [])
         consumer = SaveToWebSocket.fromConfig(config, ComponentContext(reactor=reactor, pipeline="p"))
         self.assertEqual((consumer.port, consumer.path), (8080, "/ws"))
-        self.assertEqual(consumer.broadcaster.max_queue_size, 5000)
+        self.assertEqual(consumer.hub.maxQueueSize, 5000)
         self.assertEqual(consumer.factory.autoPingInterval, 30)
 
     def test_configErrors(self):
@@ -542,9 +540,9 @@ class LoadTests(E2EMixin, TestCase):
             if client.events() != expected:
                 wrong.append(i)
         self.assertEqual(wrong, [])
-        self.assertEqual(self.consumer.broadcaster.connected, 1000)
+        self.assertEqual(self.consumer.hub.connected, 1000)
         self.assertEqual(
-            self.consumer.broadcaster.delivered,
+            self.consumer.hub.counters.delivered,
             sum(len([e for e in events if p(e)]) for p in expectations),
         )
 
@@ -566,12 +564,12 @@ class LoadTests(E2EMixin, TestCase):
             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         ).format(self.port).encode()
         stalled.sendall(request + frame(b'{"type": "register", "filters": {}}'))
-        broadcaster = self.consumer.broadcaster
-        yield until(lambda: broadcaster.registered == 2)
+        hub = self.consumer.hub
+        yield until(lambda: hub.registered == 2)
         big = "x" * 16000
         sent = []
         n = 0
-        while broadcaster.closed_queue_full == 0 and n < 2000:
+        while hub.counters.closedQueueFull == 0 and n < 2000:
             batch = []
             for _ in range(10):
                 n += 1
@@ -581,12 +579,12 @@ class LoadTests(E2EMixin, TestCase):
             sent.extend(e["id"] for e in batch)
             self.consume(batch)
             yield task.deferLater(reactor, 0.005, lambda: None)
-        self.assertEqual(broadcaster.closed_queue_full, 1)
-        self.assertEqual(broadcaster.registered, 1)
+        self.assertEqual(hub.counters.closedQueueFull, 1)
+        self.assertEqual(hub.registered, 1)
         # the fast client got everything, in order, and keeps receiving
         self.consume([ev.plainEvent(n + 1)])
         sent.append(ev.eventId(n + 1))
         yield fast.barrier()
         self.assertEqual(fast.events(), sent)
         # the stalled connection is dropped (close handshake timeout) and forgotten
-        yield until(lambda: broadcaster.connected == 1)
+        yield until(lambda: hub.connected == 1)

@@ -1,23 +1,29 @@
 """
-Tests for stellarflow.websocket.protocol: the Autobahn protocol and factory, in memory
-(twisted.test.iosim pumps, as autobahn.twisted.testing does) on a Clock that txaio also uses.
+Tests for L{stellarflow.websocket.protocol}: the Autobahn protocol and factory, in memory
+(twisted.test.iosim pumps, as autobahn.twisted.testing does) on a Clock that txaio also uses,
+and its direct socket write on a real TCP transport over a scripted socket.
 """
 
+import errno
 import json
 
 import txaio
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from autobahn.websocket.compress import PerMessageDeflateOffer
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionLost
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from stellarflow.compat.autobahn import compressionNegotiated, pingsSent, prepareTextFrame
 from stellarflow.interfaces import IClientConnection
-from stellarflow.websocket.broadcaster import Broadcaster
-from tests import test_websocket_broadcaster as helpers
+from stellarflow.websocket.hub import ClientHub
+from stellarflow.websocket.protocol import BroadcastServerFactory
+from tests import wshelpers as helpers
+from tests.wshelpers import ScriptedSocket, tcpTransport, textFrame
 
 SERVER = IPv4Address("TCP", "127.0.0.1", 8080)
 
@@ -91,26 +97,24 @@ class ProtocolTestsMixin:
         self.addCleanup(setattr, txaio.config, "loop", saved)
         self.build()
 
-    def build(self, max_connections=10, allowed_origins=(), registration_timeout=10):
-        from stellarflow.websocket.protocol import BroadcastServerFactory
-
+    def build(self, maxConnections=10, allowedOrigins=(), registrationTimeout=10):
+        self.hub = ClientHub(
+            self.clock,
+            prepare=prepareTextFrame,
+            maxConnections=maxConnections,
+            registrationTimeout=registrationTimeout,
+        )
         self.factory = BroadcastServerFactory(
             self.clock,
+            self.hub,
             path="/ws",
-            max_message_size=1024,
-            ping_interval=30,
-            pong_timeout=60,
-            allowed_origins=allowed_origins,
-            open_timeout=5,
-            close_timeout=2,
+            maxMessageSize=1024,
+            pingInterval=30,
+            pongTimeout=60,
+            allowedOrigins=allowedOrigins,
+            openTimeout=5,
+            closeTimeout=2,
         )
-        self.broadcaster = Broadcaster(
-            self.clock,
-            prepare=self.factory.prepareFrame,
-            max_connections=max_connections,
-            registration_timeout=registration_timeout,
-        )
-        self.factory.broadcaster = self.broadcaster
         self.port = 40000
 
     def _serverAndTransports(self, client):
@@ -146,14 +150,14 @@ class HandshakeTests(ProtocolTestsMixin, SynchronousTestCase):
         self.assertTrue(client.opened)
         self.assertEqual(client.received, [helpers.GUIDE_WELCOME])
         verifyObject(IClientConnection, server)
-        self.assertIs(server.transport.producer, server.client)
+        self.assertIs(server.transport.producer, server.session)
         self.assertTrue(server.transport.streamingProducer)
-        self.assertEqual(self.broadcaster.connected, 1)
+        self.assertEqual(self.hub.connected, 1)
 
     def test_otherPath404(self):
         client, server, pump = self.raw(handshake("/other"))
         self.assertTrue(client.data.startswith(b"HTTP/1.1 404 Not Found\r\n"), client.data[:40])
-        self.assertEqual(self.broadcaster.connections, 0)
+        self.assertEqual(self.hub.counters.connections, 0)
 
     def test_plainHttpNoStatusPage(self):
         """
@@ -164,19 +168,19 @@ class HandshakeTests(ProtocolTestsMixin, SynchronousTestCase):
         self.assertNotIn(b"example.com", client.data)
 
     def test_maxConnections503(self):
-        self.build(max_connections=2)
+        self.build(maxConnections=2)
         self.connect()
         self.connect()
         client, server, pump = self.raw(handshake())
         self.assertTrue(client.data.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), client.data[:40])
-        self.assertEqual(self.broadcaster.connected, 2)
+        self.assertEqual(self.hub.connected, 2)
 
     def test_origins(self):
         """
         With allowed_origins set, a browser Origin must match one exactly (case-insensitive);
         clients without an Origin header are let in.
         """
-        self.build(allowed_origins=["https://app.example.com"])
+        self.build(allowedOrigins=["https://app.example.com"])
         denied, _, _ = self.raw(handshake(headers=["Origin: https://evil.example.com"]))
         self.assertTrue(denied.data.startswith(b"HTTP/1.1 403 Forbidden\r\n"), denied.data[:40])
         allowed, _, _ = self.raw(handshake(headers=["Origin: https://APP.example.com"]))
@@ -196,7 +200,7 @@ class HandshakeTests(ProtocolTestsMixin, SynchronousTestCase):
         head = client.data.split(b"\r\n\r\n")[0]
         self.assertTrue(head.startswith(b"HTTP/1.1 101 "))
         self.assertNotIn(b"sec-websocket-extensions", head.lower())
-        self.assertIsNone(server._perMessageCompress)
+        self.assertFalse(compressionNegotiated(server))
 
     def test_options(self):
         f = self.factory
@@ -211,7 +215,7 @@ class MessageTests(ProtocolTestsMixin, SynchronousTestCase):
     def test_registerAndReceive(self):
         client, server, pump = self.connect()
         self.register(client, pump, {"asset_codes": ["USDC"]})
-        self.broadcaster.broadcast([helpers.tokenEvent(1), helpers.tokenEvent(2, code="XLM")])
+        self.hub.broadcast([helpers.tokenEvent(1), helpers.tokenEvent(2, code="XLM")])
         pump.flush()
         self.assertEqual(client.types(), ["welcome", "registered", "contract_event"])
         self.assertEqual(client.received[2], helpers.tokenEvent(1))
@@ -235,7 +239,7 @@ class MessageTests(ProtocolTestsMixin, SynchronousTestCase):
         client.sendMessage(b" " * 1025)
         pump.flush()
         self.assertEqual(client.closedWith[1], 1009)
-        self.assertEqual(self.broadcaster.connected, 0)
+        self.assertEqual(self.hub.connected, 0)
 
     def test_fragmentedOversize1009(self):
         """
@@ -257,12 +261,12 @@ class MessageTests(ProtocolTestsMixin, SynchronousTestCase):
         pump.flush()
         self.assertEqual(client.received[-1]["error"], "registration_timeout")
         self.assertEqual(client.closedWith[1:], (4008, "registration timeout"))
-        self.assertEqual(self.broadcaster.connected, 0)
+        self.assertEqual(self.hub.connected, 0)
 
     def test_shutdown1001(self):
         client, server, pump = self.connect()
         self.register(client, pump)
-        d = self.broadcaster.shutdown(5)
+        d = self.hub.shutdown(5)
         pump.flush()
         self.successResultOf(d)
         self.assertEqual(client.closedWith[1], 1001)
@@ -274,7 +278,7 @@ class MessageTests(ProtocolTestsMixin, SynchronousTestCase):
         client, server, pump = self.connect()
         self.register(client, pump)
         server.transport.producer.pauseProducing()
-        self.broadcaster.broadcast([helpers.plainEvent(1)])
+        self.hub.broadcast([helpers.plainEvent(1)])
         pump.flush()
         self.assertEqual(client.types(), ["welcome", "registered"])
         server.transport.producer.resumeProducing()
@@ -293,7 +297,7 @@ class HeartbeatTests(ProtocolTestsMixin, SynchronousTestCase):
             self.clock.advance(30.2)
             pump.flush()
         self.assertIsNone(client.closedWith)
-        self.assertEqual(server.autoPingPendingSeq, 10)
+        self.assertEqual(pingsSent(server), 10)
 
     def test_silentClientDropped(self):
         """
@@ -304,12 +308,113 @@ class HeartbeatTests(ProtocolTestsMixin, SynchronousTestCase):
         self.register(client, pump)
         self.clock.advance(30.2)
         pump.flush()
-        self.assertEqual(server.autoPingPendingSeq, 1)
+        self.assertEqual(pingsSent(server), 1)
         self.clock.advance(59)
         pump.flush()
         self.assertIsNone(client.closedWith)
-        self.assertEqual(self.broadcaster.connected, 1)
+        self.assertEqual(self.hub.connected, 1)
         self.clock.advance(1.2)
         pump.flush()
-        self.assertEqual(self.broadcaster.connected, 0)
+        self.assertEqual(self.hub.connected, 0)
         self.assertIsNotNone(client.closedWith)
+
+
+def holds(reactor):
+    """
+    Whether the (one) transport of C{reactor} holds data to write: it registered as a writer.
+    """
+    return bool(reactor.getWriters())
+
+
+class DirectWriteTests(ProtocolTestsMixin, SynchronousTestCase):
+    """
+    C{sendMany} on a TCP transport holding nothing writes to the socket itself; whatever the
+    socket does not take goes through the transport, in order, and nothing is lost or sent
+    twice.  The handshake is done in memory, then the connection's transport is a real
+    Twisted TCP transport over a scripted socket.
+    """
+
+    payloads = [b'{"n":1}', b'{"n":2}', b'{"n":3}']
+
+    def open(self, sock):
+        client, server, pump = self.connect()
+        self.register(client, pump)
+        transport, reactor = tcpTransport(server, sock)
+        server.transport = transport
+        return server, transport, reactor
+
+    def frames(self, payloads=None):
+        return [prepareTextFrame(p) for p in payloads or self.payloads]
+
+    def wire(self, payloads=None):
+        return b"".join(textFrame(p) for p in payloads or self.payloads)
+
+    def test_wholeWrite(self):
+        """
+        The socket takes everything: one send, nothing left in the transport.
+        """
+        sock = ScriptedSocket()
+        server, transport, reactor = self.open(sock)
+        server.sendMany(self.frames())
+        self.assertEqual(sock.sent, [self.wire()])
+        self.assertFalse(holds(reactor))
+
+    def test_shortWrite(self):
+        """
+        The socket takes part of the data: the rest goes through the transport, after it, and
+        what is sent next waits behind it.
+        """
+        sock = ScriptedSocket(5, 0)
+        server, transport, reactor = self.open(sock)
+        server.sendMany(self.frames())
+        self.assertEqual(sock.sent, [self.wire()[:5]])
+        self.assertTrue(holds(reactor))
+        later = [b'{"n":4}']
+        server.sendMany(self.frames(later))
+        self.assertEqual(sock.sent, [self.wire()[:5]])  # not straight to the socket now
+        transport.doWrite()  # the socket takes nothing (the script's 0)
+        transport.doWrite()
+        self.assertEqual(sock.received(), self.wire() + self.wire(later))
+        self.assertFalse(holds(reactor))
+
+    def test_wouldBlock(self):
+        """
+        The socket takes nothing (EAGAIN): everything goes through the transport.
+        """
+        sock = ScriptedSocket(BlockingIOError(errno.EAGAIN, "try again"))
+        server, transport, reactor = self.open(sock)
+        server.sendMany(self.frames())
+        self.assertEqual(sock.sent, [])
+        self.assertTrue(holds(reactor))
+        transport.doWrite()
+        self.assertEqual(sock.sent, [self.wire()])
+
+    def test_closedSocket(self):
+        """
+        The socket fails (EPIPE, ECONNRESET): C{sendMany} does not raise and hands the data to
+        the transport, whose own write then finds the error and reports the connection lost.
+        """
+        for code, exception in ((errno.EPIPE, BrokenPipeError), (errno.ECONNRESET, ConnectionResetError)):
+            sock = ScriptedSocket(exception(code, "gone"), exception(code, "gone"))
+            server, transport, reactor = self.open(sock)
+            server.sendMany(self.frames())
+            self.assertEqual(sock.sent, [])
+            self.assertTrue(holds(reactor))
+            self.assertIsInstance(transport.doWrite(), ConnectionLost)
+            self.assertEqual(sock.sent, [])
+
+    def test_notOpen(self):
+        """
+        Once the closing handshake started, nothing is written: neither to the socket nor to
+        the transport.
+        """
+        client, server, pump = self.connect()
+        self.register(client, pump)
+        server.close(1001, "server shutting down")
+        sock = ScriptedSocket()
+        transport, reactor = tcpTransport(server, sock)
+        server.transport = transport
+        server.sendMany(self.frames())
+        server.send(self.frames()[0])
+        self.assertEqual(sock.sent, [])
+        self.assertFalse(holds(reactor))

@@ -1,7 +1,7 @@
 """
 Tests for resuming WebSocket clients without sockets: the history window
 (L{stellarflow.websocket.history}), replays (L{stellarflow.websocket.replay}) through the
-L{Broadcaster}, an in-memory durable store, and ``cursor`` messages, on a Clock.
+L{ClientHub}, an in-memory durable store, and C{cursor} messages, on a Clock.
 """
 
 import gc
@@ -18,14 +18,18 @@ from zope.interface.verify import verifyObject
 from stellarflow.batch import Batch
 from stellarflow.interfaces import IEventHistory
 from stellarflow.positions import after, before, ledgerOf, parsePosition
-from stellarflow.websocket import broadcaster as broadcaster_module
-from stellarflow.websocket import replay as replay_module
-from stellarflow.websocket.broadcaster import Broadcaster
+from stellarflow.websocket import broadcaster as broadcasterModule
+from stellarflow.websocket import cursors as cursorsModule
+from stellarflow.websocket import hub as hubModule
+from stellarflow.websocket import replay as replayModule
+from stellarflow.websocket import resume as resumeModule
+from stellarflow.websocket import session as sessionModule
 from stellarflow.websocket.consumer import SaveToWebSocket
-from stellarflow.websocket.filters import event_keys
 from stellarflow.websocket.history import Event, HistoryWindow
+from stellarflow.websocket.hub import ClientHub
+from stellarflow.websocket.matching import eventKeys
 from stellarflow.websocket.messages import encode
-from tests.test_websocket_broadcaster import G2, G3, FakeConnection, eventId, tokenEvent
+from tests.wshelpers import G2, G3, FakeConnection, eventId, register, tokenEvent
 
 
 def pos(ledger, index=0):
@@ -42,7 +46,7 @@ def stream(n):
 
 def held(message):
     """A message as the window holds it."""
-    return Event(message["id"], event_keys(message), encode(message))
+    return Event(message["id"], eventKeys(message), encode(message))
 
 
 @implementer(IEventHistory)
@@ -112,25 +116,17 @@ class TurnClock(Clock):
         return len(due)
 
 
-def register(b, client, filters=None, resume_after=None, **extra):
-    message = {"type": "register", "filters": filters or {}}
-    if resume_after is not None:
-        message["resume_after"] = resume_after
-    message.update(extra)
-    b.received(client, json.dumps(message).encode(), False)
-
-
 class Mixin:
     def setUp(self):
         self.clock = TurnClock()
         self.logged = []
         observer = Logger(observer=self.logged.append)
-        self.patch(broadcaster_module, "log", observer)
-        self.patch(replay_module, "log", observer)
+        for module in (hubModule, sessionModule, broadcasterModule, cursorsModule, replayModule, resumeModule):
+            self.patch(module, "log", observer)
 
     def make(self, **kw):
-        kw.setdefault("cursor_interval", 0)
-        return Broadcaster(self.clock, **kw)
+        kw.setdefault("cursorInterval", 0)
+        return ClientHub(self.clock, **kw)
 
     def connect(self, b, peer="tcp4:10.0.0.1:4000"):
         conn = FakeConnection(peer)
@@ -266,7 +262,7 @@ class HistoryWindowTests(SynchronousTestCase):
         try:
             start = tracemalloc.take_snapshot()
             for m in messages:
-                w.append(Event(str(m["id"]), event_keys(m), None))
+                w.append(Event(str(m["id"]), eventKeys(m), None))
                 w.advance(None)
             gc.collect()
             end = tracemalloc.take_snapshot()
@@ -320,7 +316,7 @@ class ResumeTests(Mixin, SynchronousTestCase):
         Events that arrive while the replay runs (over many reactor turns) reach the client
         through the replay, once, in order, and the client goes live without a gap.
         """
-        b = self.make(replay_options={"chunk": 10, "turn_budget": 10})
+        b = self.make(replayOptions={"chunk": 10, "turnBudget": 10})
         always, alwaysClient = self.connect(b, "always")
         register(b, alwaysClient)
         self.feed(b, range(1, 101))
@@ -331,9 +327,9 @@ class ResumeTests(Mixin, SynchronousTestCase):
             self.assertEqual(self.clock.turn(), 1)
             self.feed(b, [n])
             n += 1
-            if client.replay is None:
+            if not b.replayer.isReplaying(client):
                 break
-        self.assertIsNone(client.replay)
+        self.assertFalse(b.replayer.isReplaying(client))
         self.feed(b, range(n, n + 5))
         self.assertEqual(conn.events(), always.events())
         self.assertEqual(len(conn.events()), n + 4)
@@ -389,7 +385,7 @@ class ResumeTests(Mixin, SynchronousTestCase):
         A position older than the window, without a store: resumed is false and the gap says
         exactly which ids cannot be replayed; the replay starts with the oldest event held.
         """
-        b = self.make(history_size=5)
+        b = self.make(historySize=5)
         self.feed(b, range(1, 21))
         conn, client = self.connect(b)
         register(b, client, resume_after=eventId(3))
@@ -403,7 +399,7 @@ class ResumeTests(Mixin, SynchronousTestCase):
         self.assertEqual(conn.events(), [eventId(n) for n in range(16, 21)])
 
     def test_gapLedgers(self):
-        b = self.make(history_size=4)
+        b = self.make(historySize=4)
         ids = [pos(ledger, i) for ledger in range(100, 110) for i in range(2)]
         b.broadcast([dict(stream(1), id=i) for i in ids], ids[-1])
         conn, client = self.connect(b)
@@ -442,7 +438,7 @@ class ResumeTests(Mixin, SynchronousTestCase):
         register(b, client, resume_after=eventId(2))
         self.drive()
         self.assertEqual(conn.events(), [eventId(n) for n in range(3, 7)])
-        self.assertIsNone(client.pending)
+        self.assertEqual(client.queued, 0)
 
 
 class RefusalTests(Mixin, SynchronousTestCase):
@@ -508,7 +504,7 @@ class RefusalTests(Mixin, SynchronousTestCase):
         A resume needing more than max_replay events is refused with the limit named; a later
         position is accepted.
         """
-        b = self.make(max_replay=5)
+        b = self.make(maxReplay=5)
         self.feed(b, range(1, 11))
         conn, client = self.connect(b)
         register(b, client, resume_after=eventId(4))
@@ -520,7 +516,7 @@ class RefusalTests(Mixin, SynchronousTestCase):
         self.assertEqual(b.replayer.refused, 1)
 
     def test_noHistory(self):
-        b = self.make(history_size=0)
+        b = self.make(historySize=0)
         self.feed(b, range(1, 4))
         conn, client = self.connect(b)
         register(b, client, resume_after=eventId(2))
@@ -531,7 +527,7 @@ class RefusalTests(Mixin, SynchronousTestCase):
         A refused resume does not count as registering: the client has registration_timeout
         again.
         """
-        b = self.make(registration_timeout=10)
+        b = self.make(registrationTimeout=10)
         self.feed(b, range(1, 4))
         conn, client = self.connect(b)
         self.clock.advance(9)
@@ -565,9 +561,8 @@ class WaitingTests(Mixin, SynchronousTestCase):
         While a resume is being prepared (the store is slow), another register is refused with
         resume_in_progress; the first one completes.
         """
-        b = self.make(history_size=3)
         store = FakeStore([stream(n) for n in range(1, 11)])
-        b.attachHistory(store)
+        b = self.make(historySize=3, store=store)
         self.feed(b, range(1, 11))
         store.manual = True
         conn, client = self.connect(b)
@@ -584,9 +579,8 @@ class WaitingTests(Mixin, SynchronousTestCase):
         self.assertEqual(conn.events(), [eventId(n) for n in range(3, 11)])
 
     def test_disconnectWhilePreparing(self):
-        b = self.make(history_size=3)
         store = FakeStore([stream(n) for n in range(1, 11)])
-        b.attachHistory(store)
+        b = self.make(historySize=3, store=store)
         self.feed(b, range(1, 11))
         store.manual = True
         conn, client = self.connect(b)
@@ -601,7 +595,7 @@ class WaitingTests(Mixin, SynchronousTestCase):
         A register without resume_after during a replay changes the filters from there on; the
         replay goes on.  With resume_after it starts over from the new position.
         """
-        b = self.make(replay_options={"chunk": 4, "turn_budget": 4})
+        b = self.make(replayOptions={"chunk": 4, "turnBudget": 4})
         self.feed(b, range(1, 21))
         conn, client = self.connect(b)
         register(b, client, resume_after=eventId(0))
@@ -626,7 +620,7 @@ class FlowControlTests(Mixin, SynchronousTestCase):
         write buffer fills, resumes when it drains, and the held backlog stays small.  A live
         client meanwhile gets everything at once.
         """
-        b = self.make(max_queue_size=10)
+        b = self.make(maxQueueSize=10)
         live, liveClient = self.connect(b, "live")
         register(b, liveClient)
         self.feed(b, range(1, 201))
@@ -645,7 +639,7 @@ class FlowControlTests(Mixin, SynchronousTestCase):
             self.drive()
             self.assertIsNone(conn.closed)
         self.assertEqual(conn.events(), live.events())
-        self.assertIsNone(client.replay)
+        self.assertFalse(b.replayer.isReplaying(client))
 
     def test_replayBugClosesClient(self):
         """
@@ -660,10 +654,10 @@ class FlowControlTests(Mixin, SynchronousTestCase):
         register(b, otherClient, resume_after=eventId(0))
         step = b.replayer._step
 
-        def failing(session, budget):
-            if session.client is client:
+        def failing(replay, budget):
+            if replay.session is client:
                 raise RuntimeError("bug")
-            return step(session, budget)
+            return step(replay, budget)
 
         b.replayer._step = failing
         self.drive()
@@ -677,7 +671,7 @@ class FlowControlTests(Mixin, SynchronousTestCase):
         A client that stops reading during its replay until the window moved past it is closed
         (4029, replay_overrun): it would otherwise miss events silently.
         """
-        b = self.make(history_size=20)
+        b = self.make(historySize=20)
         self.feed(b, range(1, 21))
         conn, client = self.connect(b)
         conn.bufferLimit = 5
@@ -693,9 +687,8 @@ class FlowControlTests(Mixin, SynchronousTestCase):
         """
         With a store, a replay that fell out of the window reads the store instead.
         """
-        b = self.make(history_size=20)
         store = FakeStore()
-        b.attachHistory(store)
+        b = self.make(historySize=20, store=store)
         messages = self.feed(b, range(1, 21))
         for m in messages:
             store.add(m)
@@ -718,7 +711,7 @@ class FlowControlTests(Mixin, SynchronousTestCase):
         budget, and live clients get each new event when it is broadcast.
         """
         budget = 3000
-        b = self.make(replay_options={"turn_budget": budget, "chunk": 1000})
+        b = self.make(replayOptions={"turnBudget": budget, "chunk": 1000})
         lives = [self.connect(b, "live%d" % i) for i in range(10)]
         for _, c in lives:
             register(b, c)
@@ -732,7 +725,7 @@ class FlowControlTests(Mixin, SynchronousTestCase):
             before_ = sum(len(conn.frames) for conn, _ in resumers)
             self.clock.turn()
             sent = sum(len(conn.frames) for conn, _ in resumers) - before_
-            self.assertLessEqual(sent, budget // replay_module.SEND_COST + 1)
+            self.assertLessEqual(sent, budget // replayModule.SEND_COST + 1)
             self.feed(b, [n])
             for conn, _ in lives:
                 self.assertEqual(json.loads(conn.frames[-1])["id"], eventId(n))
@@ -750,10 +743,9 @@ class FlowControlTests(Mixin, SynchronousTestCase):
 class StoreTests(Mixin, SynchronousTestCase):
     def setUp(self):
         Mixin.setUp(self)
-        self.b = self.make(history_size=10, replay_options={"page_size": 7})
         self.store = FakeStore()
         verifyObject(IEventHistory, self.store)
-        self.b.attachHistory(self.store)
+        self.b = self.make(historySize=10, replayOptions={"pageSize": 7}, store=self.store)
         for m in self.feed(self.b, range(1, 101)):
             self.store.add(m)
 
@@ -814,10 +806,9 @@ class StoreTests(Mixin, SynchronousTestCase):
         A store with nothing older than the window: while it is asked, the window moves on; the
         gap reported reaches the floor at the time of the reply, so nothing is skipped silently.
         """
-        b = self.make(history_size=10)
         store = FakeStore()
         store.manual = True
-        b.attachHistory(store)
+        b = self.make(historySize=10, store=store)
         self.feed(b, range(1, 21))
         conn, client = self.connect(b)
         register(b, client, resume_after=eventId(3))
@@ -829,9 +820,8 @@ class StoreTests(Mixin, SynchronousTestCase):
         self.assertEqual(conn.events(), [eventId(n) for n in range(16, 26)])
 
     def test_maxReplayCountsStore(self):
-        b = self.make(history_size=10, max_replay=50)
         store = FakeStore([stream(n) for n in range(1, 101)])
-        b.attachHistory(store)
+        b = self.make(historySize=10, maxReplay=50, store=store)
         self.feed(b, range(1, 101))
         conn, client = self.connect(b)
         register(b, client, resume_after=eventId(40))
@@ -845,9 +835,8 @@ class StoreTests(Mixin, SynchronousTestCase):
         Events the store has not written yet (its checkpoint is behind): the replay waits and
         asks again, and misses nothing.
         """
-        b = self.make(history_size=10, replay_options={"lag_delay": 0.5})
         store = FakeStore()
-        b.attachHistory(store)
+        b = self.make(historySize=10, replayOptions={"lagDelay": 0.5}, store=store)
         messages = self.feed(b, range(1, 101))
         for m in messages[:50]:
             store.add(m)
@@ -898,8 +887,8 @@ class StoreTests(Mixin, SynchronousTestCase):
 
 class CursorTests(Mixin, SynchronousTestCase):
     def make(self, **kw):
-        kw.setdefault("cursor_interval", 30)
-        return Broadcaster(self.clock, **kw)
+        kw.setdefault("cursorInterval", 30)
+        return ClientHub(self.clock, **kw)
 
     def cursors(self, conn):
         return [m["cursor"] for m in conn.messages() if m["type"] == "cursor"]
@@ -927,7 +916,7 @@ class CursorTests(Mixin, SynchronousTestCase):
         """
         However many batches arrive, at most one cursor message per interval.
         """
-        b = self.make(cursor_interval=10)
+        b = self.make(cursorInterval=10)
         conn, client = self.connect(b)
         register(b, client, {"types": ["mint"]})
         for n in range(1, 101):
@@ -951,7 +940,7 @@ class CursorTests(Mixin, SynchronousTestCase):
         self.assertEqual(conn.types(), ["welcome", "registered", "contract_event", "cursor"])
 
     def test_off(self):
-        b = self.make(cursor_interval=0)
+        b = self.make(cursorInterval=0)
         conn, client = self.connect(b)
         register(b, client, {"types": ["mint"]})
         self.feed(b, range(1, 5))
@@ -969,7 +958,7 @@ class CursorTests(Mixin, SynchronousTestCase):
             prepared.append(payload)
             return payload
 
-        b = self.make(prepare=prepare, replay_options={"chunk": 1, "turn_budget": 1})
+        b = self.make(prepare=prepare, replayOptions={"chunk": 1, "turnBudget": 1})
         quiet = [self.connect(b, "q%d" % i) for i in range(3)]
         for _, c in quiet:
             register(b, c, {"types": ["mint"]})
@@ -977,7 +966,7 @@ class CursorTests(Mixin, SynchronousTestCase):
         self.feed(b, range(1, 5))
         replaying, r = self.connect(b, "r")
         register(b, r, {"types": ["mint"]}, resume_after=eventId(0))
-        r.paused = True  # keeps it replaying
+        r.pauseProducing()  # keeps it replaying
         del prepared[:]
         self.clock.advance(30)
         for conn, _ in quiet:
@@ -1003,8 +992,8 @@ class ConsumerTests(SynchronousTestCase):
         )
         self.assertEqual(list(problems), [])
         consumer = SaveToWebSocket(Clock(), **config)
-        b = consumer.broadcaster
-        self.assertEqual((b.history.size, b.history.ledgers, b.replayer.max_replay, b.cursor_interval), (50, 3, 70, 0))
+        hub = consumer.hub
+        self.assertEqual((hub.history.size, hub.history.ledgers, hub.replayer.maxReplay, hub.cursors.interval), (50, 3, 70, 0))
         for bad in ({"history_size": -1}, {"max_replay": 0}, {"cursor_interval": -1}, {"history_ledgers": "x"}):
             _, problems = SaveToWebSocket.configSchema.validate(bad)
             self.assertTrue(list(problems), bad)
@@ -1015,9 +1004,9 @@ class ConsumerTests(SynchronousTestCase):
         """
         consumer = SaveToWebSocket(Clock())
         consumer.consume(Batch(items=[], messages=[], cursor=pos(7)))
-        self.assertEqual(consumer.broadcaster.position, pos(7))
+        self.assertEqual(consumer.hub.position, pos(7))
 
     def test_historyFromConstructor(self):
         store = FakeStore()
         consumer = SaveToWebSocket(Clock(), history=store)
-        self.assertIs(consumer.broadcaster.replayer.store, store)
+        self.assertIs(consumer.hub.replayer.store, store)

@@ -171,14 +171,14 @@ class DataLakeSourceAdapter:
         self._stopping = False
         self._waiting = False
         self.polling = False
-        self.rpc_oldest = None
+        self.rpcOldest = None
         self.objects = 0
         self.errors = 0
-        self.ledgers_delivered = 0
+        self.ledgersDelivered = 0
         self.gaps = []
         self.fatal = None
         self.complete = False
-        self.last_error = None
+        self.lastError = None
 
     def __repr__(self):
         return "<DataLakeSourceAdapter {} last={!r}>".format(self.lake.endpoint, self.last)
@@ -191,7 +191,7 @@ class DataLakeSourceAdapter:
         stats = {
             "lake_objects_total": self.objects,
             "lake_errors_total": self.errors,
-            "lake_ledgers_total": self.ledgers_delivered,
+            "lake_ledgers_total": self.ledgersDelivered,
             "gaps_total": len(self.gaps),
             "latest_ledger": None,
             "lag_ledgers": None,
@@ -267,7 +267,7 @@ class DataLakeSourceAdapter:
         if self._stopping:
             return
         self.errors += 1
-        self.last_error = failure.getErrorMessage()
+        self.lastError = failure.getErrorMessage()
         if failure.check(DeliveryFailed) and failure.value.failure.check(LedgerDecodeError):
             self._fatal(failure.value.failure.getErrorMessage())
             return
@@ -302,7 +302,7 @@ class DataLakeSourceAdapter:
             return None
         if self.rpc is not None:
             yield self._rpcOldest()
-            if self.rpc_oldest is not None and first >= self.rpc_oldest + self.margin:
+            if self.rpcOldest is not None and first >= self.rpcOldest + self.margin:
                 self._handOver()
                 return None
         ledgers = []
@@ -329,14 +329,14 @@ class DataLakeSourceAdapter:
             except Exception:
                 raise DeliveryFailed(Failure())
             self.last, self.lastHash = tail.last, tail.hash
-            self.ledgers_delivered += sum(i.last - i.sequence + 1 for i in accepted)
+            self.ledgersDelivered += sum(i.last - i.sequence + 1 for i in accepted)
             self._waiting = False
         self.backoff.reset()
         if stop is not None:
             self._fatal(stop.reason)
             return None
         if len(items) < len(ledgers):
-            if self.rpc is not None and self.rpc_oldest is not None and self.nextLedger >= self.rpc_oldest:
+            if self.rpc is not None and self.rpcOldest is not None and self.nextLedger >= self.rpcOldest:
                 self._handOver()  # the RPC has what the lake has not written yet
                 return None
             if not self._waiting:
@@ -382,14 +382,14 @@ class DataLakeSourceAdapter:
             return
         oldest = health.get("oldestLedger") if isinstance(health, dict) else None
         if isinstance(oldest, int):
-            self.rpc_oldest = oldest
+            self.rpcOldest = oldest
 
     def _handOver(self):
         self.handedOver = True
         self.polling = False
         self.log.info("Handing over from the data lake to getLedgers at {endpoint} after ledger {ledger} (the RPC "
                       "keeps ledgers from {oldest})", endpoint=self.rpc.client.endpoint, ledger=self.last,
-                      oldest=self.rpc_oldest)
+                      oldest=self.rpcOldest)
         after = self.last if self.last is not None else self.start_ledger - 1
         checkpoint = Checkpoint(positions.ledgerEnd(after), network=self.network, hash=self.lastHash)
         ended = self.rpc.start(self._deliver, checkpoint)
@@ -404,7 +404,7 @@ class DataLakeSourceAdapter:
         self._end(None)
 
     def _fatal(self, reason):
-        self.fatal = self.last_error = reason
+        self.fatal = self.lastError = reason
         self.polling = False
         self.log.critical("Data lake source {pipeline} stopped at ledger {ledger}: {reason}", pipeline=self.name,
                           ledger=self.nextLedger, reason=reason)

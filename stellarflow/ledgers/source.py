@@ -42,6 +42,7 @@ from stellarflow.rpc.errors import (
     RPCError,
 )
 from stellarflow.rpc.policy import DeliveryFailed, FailurePolicy, SkipGap, Stop
+from stellarflow.rpc.status import SourceStatus
 
 
 class NotYet(Exception):
@@ -51,7 +52,7 @@ class NotYet(Exception):
 
 
 @implementer(ISource, IStatsProvider)
-class GetLedgersSource:
+class GetLedgersSource(SourceStatus):
     """
     Polls ``getLedgers``; see the module docstring.
 
@@ -61,9 +62,10 @@ class GetLedgersSource:
         ``getNetwork`` before the first ledger (a mismatch stops the source: transaction
         hashes, and so every payment and trade, depend on it).
 
-    Observable state: C{polling}, C{latest_ledger}, C{oldest_ledger}, C{last} (the last ledger
-    delivered), C{lastHash}, C{requests}, C{errors}, C{ledgers_delivered}, C{last_error},
-    C{fatal}, C{complete}, C{gaps}.
+    Observable state (L{SourceStatus} reports it as the getEvents source's): C{polling},
+    C{latestLedger}, C{oldestLedger}, C{last} (the last ledger delivered), C{lastHash},
+    C{requests}, C{errors}, C{ledgersDelivered}, C{lastError}, C{fatal}, C{complete}, C{gaps};
+    C{network} is the passphrase followed (the server's once checked).
     """
 
     log = Logger()
@@ -87,11 +89,12 @@ class GetLedgersSource:
             limit=config["pagination"]["limit"],
             on_gap=config["on_gap"],
             network=config["network"],
+            health_timeout=config.get("health_timeout", 0),
             name=context.pipeline,
         )
 
     def __init__(self, client, clock, start_ledger=0, end_ledger=0, poll_interval=5.0, limit=DEFAULT_LEDGER_LIMIT,
-                 on_gap="skip", network=None, verifyNetwork=True, backoff=None, name=""):
+                 on_gap="skip", network=None, verifyNetwork=True, backoff=None, health_timeout=0, name=""):
         self.client = client
         self.clock = clock
         self.start_ledger = start_ledger or None
@@ -99,8 +102,10 @@ class GetLedgersSource:
         self.poll_interval = poll_interval
         self.limit = limit
         self.on_gap = on_gap
-        self.network = network
+        self.configuredNetwork = network
+        self.servedNetwork = None
         self.passphrase = networkPassphrase(network) if network is not None else None
+        self.healthTimeout = health_timeout or max(30.0, 3 * poll_interval)
         self.verifyNetwork = verifyNetwork and network is not None
         self.backoff = backoff or Backoff(initial=1.0, maximum=60.0)
         self.policy = FailurePolicy(client.endpoint, on_gap, self.backoff, self.log, method="getLedgers")
@@ -120,15 +125,16 @@ class GetLedgersSource:
         self._atTip = False
         self._prefetched = None
 
+        self.startedAt = None
         self.polling = False
-        self.latest_ledger = None
-        self.oldest_ledger = None
-        self.last_success_time = None
+        self.latestLedger = None
+        self.oldestLedger = None
+        self.lastSuccessTime = None
         self.requests = 0
-        self.request_seconds = 0.0
+        self.requestSeconds = 0.0
         self.errors = 0
-        self.ledgers_delivered = 0
-        self.last_error = None
+        self.ledgersDelivered = 0
+        self.lastError = None
         self.fatal = None
         self.complete = False
         self.gaps = []
@@ -141,24 +147,23 @@ class GetLedgersSource:
         """The position after the last ledger delivered, or C{None}."""
         return None if self.last is None else positions.ledgerEnd(self.last)
 
-    @property
-    def lag_ledgers(self):
-        if self.latest_ledger is None:
-            return None
-        position = self.last if self.last is not None else (
-            self._startLedger - 1 if self._startLedger is not None else None)
-        return None if position is None else max(0, self.latest_ledger - position)
-
     def stats(self):
+        """
+        The RPC source's counters and health figures (L{SourceStatus}), with ledgers for events.
+        """
         return {
             "requests_total": self.requests,
             "request_errors_total": self.errors,
-            "request_seconds_total": self.request_seconds,
-            "ledgers_total": self.ledgers_delivered,
+            "request_seconds_total": self.requestSeconds,
+            "ledgers_total": self.ledgersDelivered,
             "gaps_total": len(self.gaps),
-            "latest_ledger": self.latest_ledger,
-            "lag_ledgers": self.lag_ledgers,
+            "latest_ledger": self.latestLedger,
+            "lag_ledgers": self.lagLedgers,
             "polling": self.polling,
+            "last_success_timestamp_seconds": self.lastSuccessTime,
+            "seconds_since_success": self.secondsSinceSuccess,
+            "health_timeout_seconds": self.healthTimeout,
+            "last_error": self.lastError,
         }
 
     # -- ISource -----------------------------------------------------------
@@ -167,6 +172,7 @@ class GetLedgersSource:
         self._deliver = deliver
         self._ended = ended = Deferred()
         self.polling = True
+        self.startedAt = self.clock.seconds()
         checkpoint = Checkpoint.of(checkpoint)
         if checkpoint is not None:
             ledger = positions.ledgerOf(checkpoint.cursor)
@@ -177,7 +183,7 @@ class GetLedgersSource:
             if checkpoint.network is not None and self.passphrase is not None and \
                     networkPassphrase(checkpoint.network) != self.passphrase:
                 self._fatal("the checkpoint was taken on network {!r}, the source follows {!r}; remove the checkpoint "
-                            "file to start afresh".format(checkpoint.network, self.network), None)
+                            "file to start afresh".format(checkpoint.network, self.configuredNetwork), None)
                 return ended
             if checkpoint.cursor == positions.ledgerEnd(ledger):
                 self.last, self.lastHash = ledger, checkpoint.hash
@@ -263,7 +269,7 @@ class GetLedgersSource:
         started = self.clock.seconds()
 
         def clear(result):
-            self.request_seconds += self.clock.seconds() - started
+            self.requestSeconds += self.clock.seconds() - started
             if self._request is d:
                 self._request = None
             return result
@@ -288,7 +294,7 @@ class GetLedgersSource:
             info = yield self._rpc(self.client.getLatestLedger())
             if self._stopping:
                 return None
-            self._startLedger = self.latest_ledger = info["sequence"]
+            self._startLedger = self.latestLedger = info["sequence"]
             self.log.info("Starting at the RPC's latest ledger {ledger}", ledger=self._startLedger)
 
         first = self.nextLedger
@@ -304,21 +310,22 @@ class GetLedgersSource:
             if e.code not in (INVALID_REQUEST, INVALID_PARAMS):
                 raise
             yield self._classify(e, first)
+            self.lastSuccessTime = self.clock.seconds()  # the RPC answered: the ledger has not closed yet
             return self._waitAtTip(first)
         if self._stopping:
             return None
-        self.last_success_time = self.clock.seconds()
-        if page.latest_ledger is not None:
-            self.latest_ledger = page.latest_ledger
-        if page.oldest_ledger is not None:
-            self.oldest_ledger = page.oldest_ledger
+        self.lastSuccessTime = self.clock.seconds()
+        if page.latestLedger is not None:
+            self.latestLedger = page.latestLedger
+        if page.oldestLedger is not None:
+            self.oldestLedger = page.oldestLedger
 
         items, stop = self._accept(page.ledgers)
         if items:
             previous = self.cursor if self.last is not None else positions.ledgerStart(first)
             tail = items[-1]
             batch = Batch(items=items, cursor=positions.ledgerEnd(tail.last), previous=previous,
-                          latest_ledger=self.latest_ledger, hash=tail.hash)
+                          latestLedger=self.latestLedger, hash=tail.hash)
             self._stage = "delivering"
             delivered = maybeDeferred(self._deliver, batch)
             if not delivered.called and self._behind(tail.last, len(page.ledgers) >= limit):
@@ -330,7 +337,7 @@ class GetLedgersSource:
                 raise DeliveryFailed(Failure())
             self._stage = None
             self.last, self.lastHash = tail.last, tail.hash
-            self.ledgers_delivered += sum(i.last - i.sequence + 1 for i in items)
+            self.ledgersDelivered += sum(i.last - i.sequence + 1 for i in items)
         self._recovered()
         if stop is not None:
             self._fatal(stop.reason, None)
@@ -342,7 +349,7 @@ class GetLedgersSource:
             return None
         if items and self._behind(self.last, len(page.ledgers) >= limit):
             if self._atTip:
-                self.log.info("Behind the RPC again (latest ledger {latest}); catching up", latest=self.latest_ledger)
+                self.log.info("Behind the RPC again (latest ledger {latest}); catching up", latest=self.latestLedger)
             self._atTip = False
             return 0
         return self._waitAtTip(first)
@@ -363,7 +370,7 @@ class GetLedgersSource:
         """
         if self.end_ledger is not None and last >= self.end_ledger:
             return False
-        return full or (self.latest_ledger is not None and last < self.latest_ledger)
+        return full or (self.latestLedger is not None and last < self.latestLedger)
 
     def _fetch(self, first, limit):
         """
@@ -400,7 +407,7 @@ class GetLedgersSource:
         """
         A cursor while catching up; ``startLedger`` for the first request and at the tip.
         """
-        if self.last is not None and self.latest_ledger is not None and self.last < self.latest_ledger:
+        if self.last is not None and self.latestLedger is not None and self.last < self.latestLedger:
             return {"pagination": {"cursor": str(self.last), "limit": limit}}
         return {"startLedger": first, "pagination": {"limit": limit}}
 
@@ -412,14 +419,14 @@ class GetLedgersSource:
         range: not yet, a retention gap, rejected parameters, or a window that moved.
         Returns normally for "not yet"; raises what the failure policy should decide on.
         """
-        if self.latest_ledger is not None and requested > self.latest_ledger:
+        if self.latestLedger is not None and requested > self.latestLedger:
             return
         health = yield self._rpc(self.client.getHealth())
         latest, oldest = health.get("latestLedger"), health.get("oldestLedger")
         if isinstance(latest, int):
-            self.latest_ledger = latest
+            self.latestLedger = latest
         if isinstance(oldest, int):
-            self.oldest_ledger = oldest
+            self.oldestLedger = oldest
         if isinstance(latest, int) and requested > latest:
             if self.last is not None:
                 self.log.warn("Ledger {requested} is ahead of {endpoint} (latest {latest}); waiting for it",
@@ -441,14 +448,16 @@ class GetLedgersSource:
         except MethodNotFound as e:
             self.verifyNetwork = False
             self.log.warn("{endpoint} cannot tell its network ({error}); assuming {network}",
-                          endpoint=self.client.endpoint, error=str(e), network=self.network)
+                          endpoint=self.client.endpoint, error=str(e), network=self.configuredNetwork)
             return
         self.verifyNetwork = False
         actual = result.get("passphrase")
+        if isinstance(actual, str):
+            self.servedNetwork = actual
         if isinstance(actual, str) and actual != self.passphrase:
             self._fatal("NETWORK MISMATCH: the source is configured for {!r} ({!r}) but {} serves {!r}; transaction "
                         "hashes would not match. Set 'network' in the source config".format(
-                            self.network, self.passphrase, self.client.endpoint, actual), None)
+                            self.configuredNetwork, self.passphrase, self.client.endpoint, actual), None)
 
     def _accept(self, ledgers):
         """
@@ -489,7 +498,7 @@ class GetLedgersSource:
 
     def _fatal(self, reason, failure):
         self.fatal = reason
-        self.last_error = reason
+        self.lastError = reason
         self.polling = False
         self.log.critical("getLedgers source {pipeline} stopped at ledger {ledger} ({endpoint}): {reason}",
                           pipeline=self.name, ledger=self.nextLedger, endpoint=self.client.endpoint, reason=reason)
@@ -504,7 +513,7 @@ class GetLedgersSource:
         if self._stopping:
             return None
         self.errors += 1
-        self.last_error = str(failure.value)
+        self.lastError = str(failure.value)
         if failure.check(DeliveryFailed) and failure.value.failure.check(LedgerDecodeError):
             self._fatal(str(failure.value.failure.value), failure.value.failure)
             return None

@@ -455,8 +455,8 @@ class SaveToPostgreSQL:
     def load(self, pipeline):
         """
         The cursor stored for C{pipeline}, or C{None}; waits (retrying with backoff) while the
-        database is unreachable, so the pipeline starts only once its position is known.  Once
-        the consumer stops it never fires (the pipeline is stopping too).
+        database is unreachable: the consumer rejoins the pipeline's live flow from there once
+        it answers (it is a durable consumer).  Once the consumer stops it never fires.
         """
         warned = False
         self.keeper.start()
@@ -469,8 +469,9 @@ class SaveToPostgreSQL:
                 if not warned and not self._stopping:
                     warned = True
                     self.log.warn(
-                        "Pipeline {pipeline} waits for PostgreSQL at {where}, which holds its "
-                        "checkpoint; its source starts once the database answers",
+                        "PostgreSQL at {where} holds the position of pipeline {pipeline}'s events; "
+                        "they are stored from there once the database answers (the live stream "
+                        "does not wait)",
                         pipeline=pipeline,
                         where=self.where,
                     )
@@ -485,7 +486,7 @@ class SaveToPostgreSQL:
                 )
                 continue
             if warned:
-                self.log.info("PostgreSQL answered; pipeline {pipeline} can start", pipeline=pipeline)
+                self.log.info("PostgreSQL answered; pipeline {pipeline}'s events are stored from its position", pipeline=pipeline)
             return position
 
     def save(self, pipeline, checkpoint):

@@ -71,7 +71,9 @@ class ConnectionKeeper:
         self.transactional = transactional
         self.connectTimeout = connectTimeout
         self.queryTimeout = queryTimeout
-        self.backoff = backoff or Backoff(initial=0.5, maximum=30.0)
+        # Reconnecting costs the server one connection attempt: a few seconds at most, so that
+        # storing resumes within seconds of the database coming back (docs/pipeline.md).
+        self.backoff = backoff or Backoff(initial=0.5, maximum=5.0)
         self.passOn = tuple(passOn)
         self.where = dsnlib.describe(dsn)
         self.secrets = tuple(s for s in tuple(secrets) + dsnlib.secretsOf(dsn) if s)

@@ -7,6 +7,8 @@ filters, each with at most 5 contract ids and 5 topic filters of 1 to 4 segments
 ``*``, or a trailing ``**``), as stellar-rpc's C{EventFilter.Valid} and C{TopicFilter.Valid}.
 """
 
+import json
+
 from hyperlink import URL
 from stellar_sdk import StrKey, xdr
 
@@ -159,6 +161,24 @@ def _crossCheck(config, path, problems):
         pagination["limit"] = DEFAULT_LIMIT
     if config["network"] is None:
         config["network"] = inferNetwork(config["rpc_url"])
+    for i, f in enumerate(config["filters"]):
+        for j, topics in enumerate(f.get("topics") or ()):
+            if topics and topics[-1] != "**":
+                problems.warn(join(join(join(join(path, "filters"), i), "topics"), j), topicFilterWarning(topics))
+
+
+def topicFilterWarning(topics):
+    """
+    Why a topic filter without a trailing ``**`` is probably not what was meant.
+    """
+    return (
+        '{} has no trailing "**": the RPC matches only events with exactly {} topic(s), and token '
+        'events have 2 to 4 (a transfer has 4), so {} End it with "**" to match longer topic lists'.format(
+            json.dumps(topics),
+            len(topics),
+            "it matches no token event." if len(topics) == 1 else "it may miss token events.",
+        )
+    )
 
 
 CONFIG_SCHEMA = Schema(
@@ -192,6 +212,21 @@ CONFIG_SCHEMA = Schema(
             String(choices=("skip", "stop")),
             "skip",
             "when ledgers fell out of RPC retention (getLedgers: or the chain breaks)",
+        ),
+        "on_checkpoint_mismatch": Field(
+            String(choices=("stop", "restart_from_latest")),
+            "stop",
+            "when the checkpoint was taken on another network, or stays ahead of the RPC's latest "
+            "ledger: stop with an error, or follow the RPC from its latest ledger",
+        ),
+        "checkpoint_ahead_margin": Field(
+            Integer(0), 10, "ledgers the checkpoint may be ahead of the RPC's latest (a lagging node)"
+        ),
+        "checkpoint_ahead_timeout": Field(
+            Number(0), 60.0, "seconds the checkpoint may stay more than the margin ahead before it is a mismatch"
+        ),
+        "health_timeout": Field(
+            Number(0), 0, "seconds without a successful RPC answer before /healthz fails; 0: 3 poll intervals, at least 30"
         ),
     },
     check=_crossCheck,

@@ -24,16 +24,16 @@ class LedgersPage:
 
     @ivar ledgers: L{LedgerItem}s, as sent (the source checks their order and chain).
     @ivar cursor: the ``cursor`` member as a ledger sequence, or C{None}.
-    @ivar latest_ledger: ``latestLedger``, or C{None}.
-    @ivar oldest_ledger: ``oldestLedger``, or C{None}.
-    @ivar latest_close_time: ``latestLedgerCloseTime`` in unix seconds, or C{None}.
+    @ivar latestLedger: ``latestLedger``, or C{None}.
+    @ivar oldestLedger: ``oldestLedger``, or C{None}.
+    @ivar latestCloseTime: ``latestLedgerCloseTime`` in unix seconds, or C{None}.
     """
 
     ledgers = attr.ib()
     cursor = attr.ib(default=None)
-    latest_ledger = attr.ib(default=None)
-    oldest_ledger = attr.ib(default=None)
-    latest_close_time = attr.ib(default=None)
+    latestLedger = attr.ib(default=None)
+    oldestLedger = attr.ib(default=None)
+    latestCloseTime = attr.ib(default=None)
 
 
 def parseLedgerRecord(record):
@@ -82,7 +82,7 @@ def parseLedgersPage(result):
     return LedgersPage(
         ledgers=[parseLedgerRecord(r) for r in records],
         cursor=ledgerNumber(cursor, "getLedgers cursor") if cursor not in (None, "") else None,
-        latest_ledger=ledgerNumber(result.get("latestLedger"), "latestLedger"),
-        oldest_ledger=ledgerNumber(result.get("oldestLedger"), "oldestLedger"),
-        latest_close_time=ledgerNumber(result.get("latestLedgerCloseTime"), "latestLedgerCloseTime"),
+        latestLedger=ledgerNumber(result.get("latestLedger"), "latestLedger"),
+        oldestLedger=ledgerNumber(result.get("oldestLedger"), "oldestLedger"),
+        latestCloseTime=ledgerNumber(result.get("latestLedgerCloseTime"), "latestLedgerCloseTime"),
     )

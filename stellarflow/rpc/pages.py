@@ -19,14 +19,14 @@ class EventsPage:
 
     @ivar events: the event objects, as sent.
     @ivar cursor: the ``cursor`` member, or C{None} when the server sent none (pre-v22).
-    @ivar latest_ledger: C{latestLedger} as an int (older servers sent a string), or C{None}.
-    @ivar oldest_ledger: C{oldestLedger} as an int, or C{None} when absent.
+    @ivar latestLedger: C{latestLedger} as an int (older servers sent a string), or C{None}.
+    @ivar oldestLedger: C{oldestLedger} as an int, or C{None} when absent.
     """
 
     events = attr.ib()
     cursor = attr.ib(default=None)
-    latest_ledger = attr.ib(default=None)
-    oldest_ledger = attr.ib(default=None)
+    latestLedger = attr.ib(default=None)
+    oldestLedger = attr.ib(default=None)
 
 
 def ledgerNumber(value, what):
@@ -63,8 +63,8 @@ def parseEventsPage(result):
     return EventsPage(
         events=events,
         cursor=cursor or None,
-        latest_ledger=ledgerNumber(result.get("latestLedger"), "latestLedger"),
-        oldest_ledger=ledgerNumber(result.get("oldestLedger"), "oldestLedger"),
+        latestLedger=ledgerNumber(result.get("latestLedger"), "latestLedger"),
+        oldestLedger=ledgerNumber(result.get("oldestLedger"), "oldestLedger"),
     )
 
 

@@ -6,14 +6,38 @@ carries it out: L{Retry} after a delay (capped, jittered backoff, lengthened by 
 ``Retry-After``), L{SkipGap} (ledgers fell out of the RPC's retention and C{on_gap} is
 ``skip``: record the gap, go on from the oldest kept ledger at once) or L{Stop} (rejected
 parameters, or a gap with C{on_gap} ``stop``: stop polling, loudly, once).
+
+Retries are cheap for the server when it is unreachable, times out or fails outright, and the
+live stream is waiting: those delays are capped at L{RETRY_CAP} seconds, so delivery resumes
+within seconds of the server coming back.  When the server says it is overloaded (-32001
+processing limit, -32098 queue full, HTTP 429, a ``Retry-After``), retrying sooner costs it
+more: the backoff grows to its maximum (60 s by default), and a ``Retry-After`` is honoured.
 """
 
 import attr
 
-from stellarflow.rpc.errors import InvalidParams, LedgerRangeError, RPCClientError
+from stellarflow.rpc.errors import (
+    HTTPError,
+    InvalidParams,
+    LedgerRangeError,
+    ProcessingLimit,
+    QueueFull,
+    RPCClientError,
+)
 
 #: The longest wait a C{Retry-After} header can impose, in seconds.
 MAX_RETRY_AFTER = 600.0
+#: The longest wait after a failure that costs the server nothing to retry, in seconds.
+RETRY_CAP = 5.0
+
+
+def overloaded(error):
+    """
+    Whether C{error} says the server is overloaded (retrying soon would cost it more).
+    """
+    if isinstance(error, (ProcessingLimit, QueueFull)):
+        return True
+    return getattr(error, "retryAfter", None) is not None or (isinstance(error, HTTPError) and error.status == 429)
 
 
 class DeliveryFailed(Exception):
@@ -94,7 +118,7 @@ class FailurePolicy:
         if isinstance(error, LedgerRangeError):
             return self._rangeError(error, requested)
 
-        delay = self.backoff.next()
+        delay = self.backoff.next(cap=None if overloaded(error) else RETRY_CAP)
         if isinstance(error, DeliveryFailed):
             self.log.failure(
                 "The pipeline failed on a page (cursor {cursor}); fetching it again in {delay:.1f}s",
@@ -192,7 +216,7 @@ class FailurePolicy:
                 latest=error.latest,
             )
             return SkipGap(first, last)
-        delay = self.backoff.next()
+        delay = self.backoff.next(cap=RETRY_CAP)
         if requested is not None and requested > error.latest:
             self.log.warn(
                 "Ledger {requested} is ahead of {endpoint} (latest {latest}); retrying in {delay:.1f}s",

@@ -11,7 +11,6 @@ each failure means is decided by L{stellarflow.rpc.policy} (written down in ``do
 the config schema is L{stellarflow.rpc.config}, page handling L{stellarflow.rpc.pages}.
 """
 
-import json
 
 from twisted.internet.defer import Deferred, inlineCallbacks, maybeDeferred, succeed
 from twisted.logger import Logger
@@ -22,18 +21,25 @@ from stellarflow import positions
 from stellarflow.backoff import Backoff
 from stellarflow.batch import Batch
 from stellarflow.checkpoint import Checkpoint
-from stellarflow.events.network import networkPassphrase
 from stellarflow.interfaces import IComponentFactory, ISource, IStatsProvider
 from stellarflow.rpc.client import StellarRPCClient
-from stellarflow.rpc.config import CONFIG_SCHEMA, DEFAULT_LIMIT, exactLengthTopicFilters, requestFilters
-from stellarflow.rpc.errors import RPCClientError
+from stellarflow.rpc.config import (
+    CONFIG_SCHEMA,
+    DEFAULT_LIMIT,
+    exactLengthTopicFilters,
+    requestFilters,
+    topicFilterWarning,
+)
+from stellarflow.rpc.errors import LedgerRangeError
+from stellarflow.rpc.origin import RESTART_FROM_LATEST, STOP, NetworkMismatch, OriginCheck, servedNetwork
 from stellarflow.rpc.pages import acceptPage, eventIdOf
 from stellarflow.rpc.policy import DeliveryFailed, FailurePolicy, SkipGap, Stop
+from stellarflow.rpc.status import SourceStatus
 
 
 @provider(IComponentFactory)
 @implementer(ISource, IStatsProvider)
-class RPCSourceAdapter:
+class RPCSourceAdapter(SourceStatus):
     """
     Polls ``getEvents`` and delivers one L{Batch} per page.  With ``rpc_method: getLedgers``
     L{fromConfig} builds a L{stellarflow.ledgers.source.GetLedgersSource} instead.
@@ -48,9 +54,9 @@ class RPCSourceAdapter:
     params, a gap with C{on_gap="stop"}, an unusable checkpoint) and fires once a backfill
     reached C{end_ledger} (or the source was stopped).
 
-    Attributes for metrics and health: C{polling}, C{latest_ledger}, C{oldest_ledger},
-    C{cursor}, C{lag_ledgers}, C{last_success_time}, C{requests}, C{errors},
-    C{events_delivered}, C{last_error}, C{fatal}, C{complete}, C{gaps}.
+    Attributes for metrics and health: C{polling}, C{latestLedger}, C{oldestLedger},
+    C{cursor}, C{lagLedgers}, C{lastSuccessTime}, C{requests}, C{errors},
+    C{eventsDelivered}, C{lastError}, C{fatal}, C{complete}, C{gaps}.
     """
 
     log = Logger()
@@ -80,6 +86,10 @@ class RPCSourceAdapter:
             on_gap=config["on_gap"],
             network=config["network"],
             name=context.pipeline,
+            on_checkpoint_mismatch=config["on_checkpoint_mismatch"],
+            checkpoint_ahead_margin=config["checkpoint_ahead_margin"],
+            checkpoint_ahead_timeout=config["checkpoint_ahead_timeout"],
+            health_timeout=config["health_timeout"],
         )
 
     def __init__(
@@ -97,6 +107,10 @@ class RPCSourceAdapter:
         verifyNetwork=True,
         backoff=None,
         name="",
+        on_checkpoint_mismatch=STOP,
+        checkpoint_ahead_margin=10,
+        checkpoint_ahead_timeout=60.0,
+        health_timeout=0,
     ):
         self.client = client
         self.clock = clock
@@ -107,8 +121,14 @@ class RPCSourceAdapter:
         self.limit = limit
         self.xdr_format = xdr_format
         self.on_gap = on_gap
-        self.network = network
+        self.configuredNetwork = network
+        self.servedNetwork = None
         self.verifyNetwork = verifyNetwork and network is not None
+        self.onCheckpointMismatch = on_checkpoint_mismatch
+        self.aheadMargin = checkpoint_ahead_margin
+        self.aheadPatience = checkpoint_ahead_timeout
+        self.healthTimeout = health_timeout or max(30.0, 3 * poll_interval)
+        self.origin = OriginCheck(None, clock)
         self.backoff = backoff or Backoff(initial=1.0, maximum=60.0)
         self.policy = FailurePolicy(client.endpoint, on_gap, self.backoff, self.log)
         self.name = name
@@ -130,50 +150,22 @@ class RPCSourceAdapter:
         self._catchingUp = None
 
         # observable state
+        self.startedAt = None
         self.polling = False
-        self.latest_ledger = None
-        self.oldest_ledger = None
-        self.last_success_time = None
+        self.latestLedger = None
+        self.oldestLedger = None
+        self.lastSuccessTime = None
         self.requests = 0
-        self.request_seconds = 0.0
+        self.requestSeconds = 0.0
         self.errors = 0
-        self.events_delivered = 0
-        self.last_error = None
+        self.eventsDelivered = 0
+        self.lastError = None
         self.fatal = None
         self.complete = False
         self.gaps = []
 
-    def stats(self):
-        """
-        Counters for /metrics and /healthz.
-        """
-        return {
-            "requests_total": self.requests,
-            "request_errors_total": self.errors,
-            "request_seconds_total": self.request_seconds,
-            "events_total": self.events_delivered,
-            "gaps_total": len(self.gaps),
-            "latest_ledger": self.latest_ledger,
-            "lag_ledgers": self.lag_ledgers,
-            "polling": self.polling,
-        }
-
     def __repr__(self):
         return "<RPCSourceAdapter {} cursor={!r}>".format(self.client.endpoint, self.cursor)
-
-    @property
-    def lag_ledgers(self):
-        """
-        How many ledgers the source is behind the RPC's latest, or C{None} when unknown.
-        """
-        if self.latest_ledger is None:
-            return None
-        position = positions.ledgerOf(self.cursor)
-        if position is None:
-            if self._startLedger is None:
-                return None
-            position = self._startLedger - 1
-        return max(0, self.latest_ledger - position)
 
     # -- ISource -----------------------------------------------------------
 
@@ -181,6 +173,8 @@ class RPCSourceAdapter:
         self._deliver = deliver
         self._ended = ended = Deferred()
         self.polling = True
+        self.startedAt = self.clock.seconds()
+        self.origin = OriginCheck(checkpoint, self.clock, self.aheadMargin, self.aheadPatience)
         if checkpoint is not None:
             checkpoint = Checkpoint.of(checkpoint).cursor
             if positions.split(checkpoint) is None:
@@ -204,13 +198,7 @@ class RPCSourceAdapter:
                 endpoint=self.client.endpoint,
             )
         for topics in exactLengthTopicFilters(self.filters):
-            self.log.warn(
-                "Topic filter {topics} has no trailing \"**\", so the RPC matches only events with "
-                "exactly {count} topic(s); token events have 2 to 4 (transfer: 4). "
-                "End it with \"**\" to match longer topic lists",
-                topics=json.dumps(topics),
-                count=len(topics),
-            )
+            self.log.warn("Topic filter {problem}", problem=topicFilterWarning(topics))
         self.log.info(
             "Polling getEvents at {endpoint} from {where}{until}",
             endpoint=self.client.endpoint,
@@ -290,7 +278,7 @@ class RPCSourceAdapter:
         started = self.clock.seconds()
 
         def clear(result):
-            self.request_seconds += self.clock.seconds() - started
+            self.requestSeconds += self.clock.seconds() - started
             if self._request is d:
                 self._request = None
             return result
@@ -304,25 +292,29 @@ class RPCSourceAdapter:
         """
         if self.verifyNetwork:
             yield self._checkNetwork()
-            if self._stopping:
+            if self._stopping or not self.polling:
                 return None
+        mismatch = self.origin.network(self.network)
+        if mismatch is not None:
+            return self._mismatched(mismatch)
         if self.cursor is None and self._startLedger is None:
             info = yield self._rpc(self.client.getLatestLedger())
             if self._stopping:
                 return None
             self._startLedger = info["sequence"]
-            self.latest_ledger = info["sequence"]
+            self.latestLedger = info["sequence"]
             self.log.info("Starting at the RPC's latest ledger {ledger}", ledger=self._startLedger)
 
         previous = self.cursor
         page = yield self._rpc(self.client.getEvents(self._params()))
         if self._stopping:
             return None
-        self.last_success_time = self.clock.seconds()
-        if page.latest_ledger is not None:
-            self.latest_ledger = page.latest_ledger
-        if page.oldest_ledger is not None:
-            self.oldest_ledger = page.oldest_ledger
+        self.lastSuccessTime = self.clock.seconds()
+        self.origin.reached()
+        if page.latestLedger is not None:
+            self.latestLedger = page.latestLedger
+        if page.oldestLedger is not None:
+            self.oldestLedger = page.oldestLedger
 
         full = len(page.events) >= self.limit
         accepted = acceptPage(page, self._lastKey, self.end_ledger, full)
@@ -333,14 +325,14 @@ class RPCSourceAdapter:
             "Polled {count} events up to cursor {cursor} (latest ledger {latest})",
             count=len(items),
             cursor=cursor,
-            latest=page.latest_ledger,
+            latest=page.latestLedger,
         )
 
         if items or (cursor is not None and cursor != previous):
             # The position the batch continues from: the cursor, or just before the first
             # ledger asked for (durable consumers rejoining need to know where a run starts).
             start = previous if previous is not None else positions.ledgerStart(self._startLedger)
-            batch = Batch(items=items, cursor=cursor, previous=start, latest_ledger=self.latest_ledger)
+            batch = Batch(items=items, cursor=cursor, previous=start, latestLedger=self.latestLedger)
             self._stage = "delivering"
             try:
                 yield maybeDeferred(self._deliver, batch)
@@ -357,12 +349,12 @@ class RPCSourceAdapter:
 
         advanced = self.cursor != previous
         position = positions.ledgerOf(self.cursor)
-        behind = position is not None and self.latest_ledger is not None and position < self.latest_ledger
+        behind = position is not None and self.latestLedger is not None and position < self.latestLedger
         catchingUp = advanced and (full or behind)
         if self._catchingUp and not catchingUp:
             self.log.info(
                 "Caught up with the RPC at ledger {ledger}; polling every {interval}s",
-                ledger=self.latest_ledger,
+                ledger=self.latestLedger,
                 interval=self.poll_interval,
             )
         self._catchingUp = catchingUp
@@ -386,13 +378,13 @@ class RPCSourceAdapter:
             if key is not None:
                 self._lastKey = max(key, self._lastKey) if self._lastKey else key
                 break
-        self.events_delivered += len(items)
+        self.eventsDelivered += len(items)
         if cursor is not None:
             self.cursor = cursor
-        elif self.cursor is None and page.latest_ledger is not None and self._startLedger is not None:
+        elif self.cursor is None and page.latestLedger is not None and self._startLedger is not None:
             # An old server's empty page without a cursor: everything up to its latest ledger
             # was scanned.  Rescanning that ledger is harmless (ids are never delivered twice).
-            self._startLedger = max(self._startLedger, page.latest_ledger)
+            self._startLedger = max(self._startLedger, page.latestLedger)
 
     def _recovered(self):
         if self.backoff.failures:
@@ -406,35 +398,16 @@ class RPCSourceAdapter:
     @inlineCallbacks
     def _checkNetwork(self):
         """
-        Compare the configured network with the server's, once.  Only a mismatch matters: a
-        server without getNetwork, or an error, leaves it unverified.
+        Learn the server's network, once; another one than configured stops the source.
         """
         self.verifyNetwork = False
         try:
-            result = yield self._rpc(self.client.getNetwork())
-        except RPCClientError as e:
-            if self._stopping:
-                return
-            self.log.warn(
-                "Could not check the network of {endpoint} ({error}); assuming {network}",
-                endpoint=self.client.endpoint,
-                error=str(e),
-                network=self.network,
+            self.servedNetwork = yield servedNetwork(
+                self._rpc(self.client.getNetwork()), self.configuredNetwork, self.client.endpoint, self.log
             )
-            return
-        expected = networkPassphrase(self.network)
-        actual = result.get("passphrase")
-        if isinstance(actual, str) and actual != expected:
-            self.last_error = "network mismatch"
-            self.log.error(
-                "NETWORK MISMATCH: the source is configured for {network!r} ({expected!r}) but "
-                "{endpoint} serves {actual!r}; asset verification will be wrong. Set 'network' "
-                "in the source config.",
-                network=self.network,
-                expected=expected,
-                endpoint=self.client.endpoint,
-                actual=actual,
-            )
+        except NetworkMismatch as e:
+            if not self._stopping:
+                self._fatal(str(e), None)
 
     # -- outcomes ----------------------------------------------------------
 
@@ -450,7 +423,7 @@ class RPCSourceAdapter:
 
     def _fatal(self, reason, failure):
         self.fatal = reason
-        self.last_error = reason
+        self.lastError = reason
         self.polling = False
         self.log.critical(
             "RPC source {pipeline} stopped polling {endpoint}: {reason}",
@@ -480,7 +453,11 @@ class RPCSourceAdapter:
         if self._stopping:
             return None
         self.errors += 1
-        self.last_error = str(failure.value)
+        self.lastError = str(failure.value)
+        if failure.check(LedgerRangeError):
+            mismatch = self.origin.ahead(self._requested(), failure.value.latest)
+            if mismatch is not None:
+                return self._mismatched(mismatch)
         outcome = self.policy.decide(failure, self._requested(), self.cursor)
         if isinstance(outcome, Stop):
             if outcome.gap is not None:
@@ -489,7 +466,44 @@ class RPCSourceAdapter:
             return None
         if isinstance(outcome, SkipGap):
             self.gaps.append((outcome.first, outcome.last))
+            if self.cursor is None and outcome.first == self.start_ledger:
+                self.log.warn(
+                    "start_ledger {start} is outside the retention of {endpoint}: it keeps ledgers "
+                    "{oldest} onwards (an RPC keeps about 7 days), so ledgers {start}-{last} cannot be "
+                    "read; on_gap is 'skip': starting at ledger {oldest}",
+                    start=outcome.first,
+                    last=outcome.last,
+                    oldest=outcome.last + 1,
+                    endpoint=self.client.endpoint,
+                )
             self.cursor = None
             self._startLedger = outcome.last + 1
             return 0
         return outcome.delay
+
+    def _mismatched(self, mismatch):
+        """
+        The checkpoint cannot be followed (L{stellarflow.rpc.origin}): stop, or forget it and
+        follow the RPC from its latest ledger.  Returns the delay before the next poll, or
+        C{None}.
+        """
+        self.lastError = mismatch.reason
+        if self.onCheckpointMismatch == RESTART_FROM_LATEST:
+            self.log.critical(
+                "CHECKPOINT MISMATCH in pipeline {pipeline}: {reason}; on_checkpoint_mismatch is "
+                "restart_from_latest: forgetting it and following {endpoint} from its latest ledger "
+                "(nothing between is read)",
+                pipeline=self.name,
+                reason=mismatch.reason,
+                endpoint=self.client.endpoint,
+            )
+            self.cursor = self._lastKey = self._startLedger = None
+            self.origin.reached()
+            return 0
+        self._fatal(
+            "CHECKPOINT MISMATCH: {}. To start afresh, reset this pipeline's checkpoint (stellarflow -c "
+            "CONFIG --reset-checkpoint {}, or remove its state file), or set on_checkpoint_mismatch: "
+            "restart_from_latest".format(mismatch.reason, self.name),
+            None,
+        )
+        return None

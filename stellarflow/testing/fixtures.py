@@ -49,7 +49,7 @@ def _required(path):
     return path
 
 
-def fixture_path(*parts):
+def fixturePath(*parts):
     """
     The absolute path of ``tests/fixtures/<parts...>``.
 
@@ -59,21 +59,21 @@ def fixture_path(*parts):
     return _required(os.path.join(FIXTURES, *parts))
 
 
-def guide_path():
+def guidePath():
     """
-    The absolute path of the copy of the WebSocket streaming guide (see L{fixture_path}).
+    The absolute path of the copy of the WebSocket streaming guide (see L{fixturePath}).
     """
-    return fixture_path("guide", "websocket-streaming-consumer-guide.md")
+    return fixturePath("guide", "websocket-streaming-consumer-guide.md")
 
 
-def load_rpc_result(name):
+def loadRPCResult(name):
     """
     Load ``rpc/<name>`` (``.json`` optional): the ``result`` of a JSON-RPC envelope, or the
     object itself when the fixture is a bare result or fragment.
     """
     if not name.endswith(".json"):
         name += ".json"
-    with open(fixture_path("rpc", name), encoding="utf-8") as f:
+    with open(fixturePath("rpc", name), encoding="utf-8") as f:
         data = json.load(f)
     if isinstance(data, dict) and data.get("jsonrpc") == "2.0" and "result" in data:
         return data["result"]

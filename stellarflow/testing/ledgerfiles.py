@@ -15,7 +15,7 @@ from stellar_sdk import xdr
 
 from stellarflow.events.network import PUBLIC
 from stellarflow.testing import ledgerbuild
-from stellarflow.testing.fixtures import fixture_path
+from stellarflow.testing.fixtures import fixturePath
 
 #: The mainnet ledger the recorded getTransactions corpus comes from (see L{corpusLedger}).
 CORPUS_LEDGER = 63800108
@@ -34,7 +34,7 @@ def batchBytes(name):
     """
     The decompressed bytes of the data-lake object ``ledgers/<name>`` (a C{LedgerCloseMetaBatch}).
     """
-    with open(fixture_path("ledgers", name), "rb") as f:
+    with open(fixturePath("ledgers", name), "rb") as f:
         with zstandard.ZstdDecompressor().stream_reader(f) as reader:
             return reader.read()
 
@@ -52,7 +52,7 @@ def fixtureLedgers(name):
     """
     The C{LedgerCloseMeta}s of the recorded fixture ``ledgers/<name>``, whatever its shape.
     """
-    path = fixture_path("ledgers", name)
+    path = fixturePath("ledgers", name)
     if name.endswith((".zst", ".zstd")):
         with open(path, "rb") as f:
             return batchLedgers(f)
@@ -64,7 +64,7 @@ def fixtureJson(name):
     """
     The parsed JSON of the recorded fixture ``ledgers/<name>``.
     """
-    with open(fixture_path("ledgers", name), encoding="utf-8") as f:
+    with open(fixturePath("ledgers", name), encoding="utf-8") as f:
         return json.load(f)
 
 

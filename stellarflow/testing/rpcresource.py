@@ -49,19 +49,19 @@ class RecordedRequest:
     One JSON-RPC call the server received (or an unparseable body: C{method} C{None}).
     """
 
-    __slots__ = ("method", "params", "id", "headers", "body", "received_at", "in_flight")
+    __slots__ = ("method", "params", "id", "headers", "body", "receivedAt", "inFlight")
 
-    def __init__(self, method, params, id_, headers, body, received_at, in_flight):
+    def __init__(self, method, params, id_, headers, body, receivedAt, inFlight):
         self.method = method
         self.params = params
         self.id = id_
         self.headers = headers
         self.body = body
-        self.received_at = received_at
-        self.in_flight = in_flight
+        self.receivedAt = receivedAt
+        self.inFlight = inFlight
 
     def __repr__(self):
-        return "<RecordedRequest %s %r at %s>" % (self.method, self.params, self.received_at)
+        return "<RecordedRequest %s %r at %s>" % (self.method, self.params, self.receivedAt)
 
 
 class StellarRPCResource(Resource):
@@ -114,7 +114,7 @@ class StellarRPCResource(Resource):
         self.faults = FaultQueue()
         self.listeners = Listeners()
         self.requests = []
-        self.max_in_flight = 0
+        self.maxInFlight = 0
         self._inFlight = 0
         self._acceptCall = None
         self._methods = {
@@ -155,7 +155,7 @@ class StellarRPCResource(Resource):
         return self.traffic.events(ledger, self.ledgers.closeTime(ledger))
 
     @property
-    def in_flight(self):
+    def inFlight(self):
         """
         How many requests are being answered now.
         """
@@ -213,7 +213,7 @@ class StellarRPCResource(Resource):
         method = first.get("method") if isinstance(first.get("method"), str) else None
 
         self._inFlight += 1
-        self.max_in_flight = max(self.max_in_flight, self._inFlight)
+        self.maxInFlight = max(self.maxInFlight, self._inFlight)
         request.notifyFinish().addBoth(self._finished)
         headers = {
             k.decode("latin-1").lower(): v[-1].decode("latin-1")

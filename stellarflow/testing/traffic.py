@@ -112,13 +112,13 @@ class SyntheticEvent:
         self._encoded = {}
 
     @property
-    def value_xdr(self):
+    def valueXdr(self):
         if self._value_xdr is None:
             self._value_xdr = self._value.to_xdr()
         return self._value_xdr
 
     @property
-    def value_json(self):
+    def valueJson(self):
         if self._value_json is None:
             self._value_json = self._value.to_json_dict()
         return self._value_json
@@ -141,10 +141,10 @@ class SyntheticEvent:
             d["inSuccessfulContractCall"] = self.successful
         if xdr_format == FORMAT_JSON:
             d["topicJson"] = list(self.topic_json)
-            d["valueJson"] = self.value_json
+            d["valueJson"] = self.valueJson
         else:
             d["topic"] = list(self.topic)
-            d["value"] = self.value_xdr
+            d["value"] = self.valueXdr
         return d
 
     def encoded(self, xdr_format="base64", include_successful=True, dumps=None):

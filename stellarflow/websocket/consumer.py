@@ -1,14 +1,17 @@
 """
 SaveToWebSocket: the consumer that streams events to WebSocket clients with per-client filters.
 
-It listens with Autobahn on a Twisted endpoint; L{Broadcaster} owns the clients.  ``consume``
-fans a whole batch out synchronously and acknowledges at once: the batch is then in the
-clients' queues.  What a slow client cannot take is dropped for that client alone (see
+It listens with Autobahn on a Twisted endpoint; its L{ClientHub} owns the clients.
+C{consume} fans a whole batch out synchronously and acknowledges at once: the batch is then in
+the clients' queues.  What a slow client cannot take is dropped for that client alone (see
 docs/websocket.md), never held against the pipeline.
 
 Recent events are kept for clients that resume after a reconnect; when the pipeline also stores
 its events durably (PostgreSQL), the consumer is built with that store (C{history}) and older
 positions are replayed from it.
+
+The constructor's arguments are the config keys (C{fromConfig} passes the validated config as
+keyword arguments), which is why they are spelled as in the YAML file.
 """
 
 from twisted.internet.defer import gatherResults, maybeDeferred, succeed
@@ -17,9 +20,10 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from zope.interface import implementer, provider
 
+from stellarflow.compat.autobahn import prepareTextFrame
 from stellarflow.interfaces import IComponentFactory, IConsumer, IStatsProvider
 from stellarflow.schema import Field, Integer, ListOf, Number, Schema, String, join
-from stellarflow.websocket.broadcaster import Broadcaster
+from stellarflow.websocket.hub import ClientHub
 from stellarflow.websocket.protocol import BroadcastServerFactory
 from stellarflow.websocket.tls import TLSConfigError, serverOptions
 
@@ -111,20 +115,20 @@ class SaveToWebSocket:
         """
         Counters for /metrics (names as in docs/operations.md).
         """
-        b = self.broadcaster.stats()
+        counts = self.hub.stats()
         return {
-            "clients_connected": b["connected"],
-            "clients_registered": b["registered"],
-            "connections_total": b["connections"],
-            "messages_delivered_total": b["delivered"],
-            "messages_dropped_total": b["dropped"],
-            "queue_full_closes_total": b["closed_queue_full"],
-            "errors_sent_total": b["errors_sent"],
-            "clients_replaying": b["replaying"],
-            "replays_total": b["replays"],
-            "replays_refused_total": b["replays_refused"],
-            "events_replayed_total": b["replayed"],
-            "history_events": b["history_events"],
+            "clients_connected": counts["connected"],
+            "clients_registered": counts["registered"],
+            "connections_total": counts["connections"],
+            "messages_delivered_total": counts["delivered"],
+            "messages_dropped_total": counts["dropped"],
+            "queue_full_closes_total": counts["closed_queue_full"],
+            "errors_sent_total": counts["errors_sent"],
+            "clients_replaying": counts["replaying"],
+            "replays_total": counts["replays"],
+            "replays_refused_total": counts["replays_refused"],
+            "events_replayed_total": counts["replayed"],
+            "history_events": counts["history_events"],
         }
 
     def __init__(
@@ -158,39 +162,38 @@ class SaveToWebSocket:
         self.port = int(port)
         self.path = path
         self.host = host
-        self.shutdown_timeout = shutdown_timeout
+        self.shutdownTimeout = shutdown_timeout
+        self.hub = ClientHub(
+            reactor,
+            prepare=prepareTextFrame,
+            maxQueueSize=max_queue_size,
+            registrationTimeout=registration_timeout,
+            maxConnections=max_connections,
+            historySize=history_size,
+            historyLedgers=history_ledgers,
+            maxReplay=max_replay,
+            cursorInterval=cursor_interval,
+            store=history,
+            replayOptions=replay_options,
+        )
         self.factory = BroadcastServerFactory(
             reactor,
+            self.hub,
             path=path,
-            max_message_size=max_message_size,
-            ping_interval=ping_interval,
-            pong_timeout=pong_timeout,
-            allowed_origins=allowed_origins,
-            open_timeout=open_timeout,
-            close_timeout=close_timeout,
+            maxMessageSize=max_message_size,
+            pingInterval=ping_interval,
+            pongTimeout=pong_timeout,
+            allowedOrigins=allowed_origins,
+            openTimeout=open_timeout,
+            closeTimeout=close_timeout,
+            secure=self.tls is not None,
         )
-        self.broadcaster = Broadcaster(
-            reactor,
-            prepare=self.factory.prepareFrame,
-            max_queue_size=max_queue_size,
-            registration_timeout=registration_timeout,
-            max_connections=max_connections,
-            history_size=history_size,
-            history_ledgers=history_ledgers,
-            max_replay=max_replay,
-            cursor_interval=cursor_interval,
-            replay_options=replay_options,
-        )
-        if history is not None:
-            self.broadcaster.attachHistory(history)
-        self.factory.broadcaster = self.broadcaster
-        self.factory.isSecure = self.tls is not None
         self.listeningPort = None
 
     @property
     def address(self):
         """
-        ``host:port`` as configured, or as bound once listening (port 0 becomes the real one).
+        C{host:port} as configured, or as bound once listening (port 0 becomes the real one).
         """
         port = self.listeningPort.getHost().port if self.listeningPort is not None else self.port
         host = self.host or "0.0.0.0"
@@ -199,7 +202,7 @@ class SaveToWebSocket:
     def _endpoint(self):
         # A deep accept backlog: Twisted's default of 50 makes a burst of reconnecting clients
         # (after a restart, say) wait for SYN retransmissions, one second and more each.
-        backlog = min(self.backlog, max(50, self.broadcaster.max_connections))
+        backlog = min(self.backlog, max(50, self.hub.maxConnections))
         if self.tls is not None:
             return SSL4ServerEndpoint(self.reactor, self.port, self.tls, backlog=backlog, interface=self.host)
         if ":" in self.host:
@@ -225,7 +228,7 @@ class SaveToWebSocket:
         return d.addCallbacks(listening, failed)
 
     def consume(self, batch):
-        self.broadcaster.broadcast(batch.messages, batch.cursor)
+        self.hub.broadcast(batch.messages, batch.cursor)
         return succeed(None)
 
     def stop(self):
@@ -237,7 +240,7 @@ class SaveToWebSocket:
         address = self.address
         port, self.listeningPort = self.listeningPort, None
         stopped = maybeDeferred(port.stopListening) if port is not None else succeed(None)
-        closed = self.broadcaster.shutdown(self.shutdown_timeout)
+        closed = self.hub.shutdown(self.shutdownTimeout)
         d = gatherResults([stopped, closed], consumeErrors=True)
 
         def done(_):

@@ -1,9 +1,9 @@
 """
 The recent events of a pipeline, kept so that a WebSocket client can resume after a reconnect.
 
-Positions are RPC event ids and cursors, ``%019d-%010d`` (the TOID and the event index): they
-sort as strings in chain order, and a position is exclusive (``resume_after`` X means the
-events with ``id > X``), like the RPC's cursor.
+Positions are RPC event ids and cursors, C{%019d-%010d} (the TOID and the event index): they
+sort as strings in chain order, and a position is exclusive (C{resume_after} X means the
+events with C{id > X}), like the RPC's cursor.
 
 L{HistoryWindow} holds the newest events (bounded by count and, optionally, by ledgers) as the
 broadcaster already has them: the id, the filter keys and the frame shared with live clients,
@@ -15,21 +15,24 @@ for positions older than the floor.
 
 from bisect import bisect_right
 
+import attr
+
 from stellarflow.positions import before, isPosition, ledgerOf
 
 
+@attr.s(slots=True, eq=False, weakref_slot=False)
 class Event:
     """
-    One event as the WebSocket server holds it: its id, its filter keys (L{EventKeys}) and its
-    frame (framed once, shared by every client and by the history).
+    One event as the WebSocket server holds it, shared by every client and by the history.
+
+    @ivar id: its id (the resume token).
+    @ivar keys: its L{EventKeys}, or C{None} when no filter needs them (replayed unfiltered).
+    @ivar frame: its frame, framed once.
     """
 
-    __slots__ = ("id", "keys", "frame")
-
-    def __init__(self, id, keys, frame):
-        self.id = id
-        self.keys = keys
-        self.frame = frame
+    id = attr.ib()
+    keys = attr.ib()
+    frame = attr.ib()
 
 
 class HistoryWindow:

@@ -1,17 +1,17 @@
 """
 The messages the WebSocket server sends besides events, and its close codes.
 
-Every reply is one JSON text frame.  ``welcome`` and ``registered`` follow the streaming guide
-word for word (clients match on their text); ``error`` is ours: ``{"type": "error", "error":
-<code>, "message": <text>}`` (plus ``field`` for a bad filter field).  Events are the pipeline's
-messages, unchanged, so each keeps its ``id``: the resume token a client sends back as
-``resume_after``.  ``cursor`` (``{"type": "cursor", "cursor": <position>}``) tells a client whose
+Every reply is one JSON text frame.  C{welcome} and C{registered} follow the streaming guide
+word for word (clients match on their text); C{error} is ours: C{{"type": "error", "error":
+<code>, "message": <text>}} (plus C{field} for a bad filter field).  Events are the pipeline's
+messages, unchanged, so each keeps its C{id}: the resume token a client sends back as
+C{resume_after}.  C{cursor} (C{{"type": "cursor", "cursor": <position>}}) tells a client whose
 filters match rarely how far the server has got.
 """
 
 import json
 
-from stellarflow.websocket.filters import KNOWN_TYPES, jsonType  # noqa: F401 (used as messages.jsonType)
+from stellarflow.websocket.filters import KNOWN_TYPES
 
 #: The guide's welcome text and registration template (sent once per connection).
 WELCOME = {
@@ -35,11 +35,11 @@ REGISTERED_TEXT = "Registration successful, processing queued events"
 CLOSE_GOING_AWAY = 1001
 #: The server hit an unexpected condition (RFC 6455 "internal error").
 CLOSE_INTERNAL_ERROR = 1011
-#: A frame or message was larger than ``max_message_size`` (sent by Autobahn).
+#: A frame or message was larger than C{max_message_size} (sent by Autobahn).
 CLOSE_MESSAGE_TOO_BIG = 1009
-#: No ``register`` within ``registration_timeout`` seconds (private-use range: 4000 + HTTP 408).
+#: No C{register} within C{registration_timeout} seconds (private-use range: 4000 + HTTP 408).
 CLOSE_REGISTRATION_TIMEOUT = 4008
-#: The client stopped reading and ``max_queue_size`` events piled up (4000 + HTTP 429).
+#: The client stopped reading and C{max_queue_size} events piled up (4000 + HTTP 429).
 CLOSE_QUEUE_FULL = 4029
 
 REASON_GOING_AWAY = "server shutting down"
@@ -94,18 +94,21 @@ def shown(value, limit=60):
 
 
 def welcome():
+    """
+    The C{welcome} message, sent once per connection.
+    """
     return encode(WELCOME)
 
 
 def registered(filters, resume=None):
     """
-    The reply to a ``register``: the guide's text and the normalised filters; when some
-    ``types`` are unknown (they match nothing) they are listed in ``unknown_types`` with a
-    human-readable ``warnings`` entry.  For a register with ``resume_after``, C{resume} is a
-    dict of the keys to add (``resume_after``, ``resumed`` and, when not resumed, ``gap``).
+    The reply to a C{register}: the guide's text and the normalised filters; when some
+    C{types} are unknown (they match nothing) they are listed in C{unknown_types} with a
+    human-readable C{warnings} entry.  For a register with C{resume_after}, C{resume} is a
+    dict of the keys to add (C{resume_after}, C{resumed} and, when not resumed, C{gap}).
     """
-    reply = {"type": "registered", "message": REGISTERED_TEXT, "filters": filters.to_json()}
-    unknown = list(filters.unknown_types)
+    reply = {"type": "registered", "message": REGISTERED_TEXT, "filters": filters.toJSON()}
+    unknown = list(filters.unknownTypes)
     if unknown:
         reply["unknown_types"] = unknown
         reply["warnings"] = [
@@ -126,6 +129,9 @@ def cursor(position):
 
 
 def error(code, message, field=None):
+    """
+    An C{error} reply: its C{code}, a C{message} for people and the C{field} concerned, if any.
+    """
     reply = {"type": "error", "error": code, "message": message}
     if field is not None:
         reply["field"] = field

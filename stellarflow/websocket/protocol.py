@@ -2,19 +2,20 @@
 Thin Autobahn server protocol and factory for the WebSocket consumer.
 
 The protocol checks the handshake (path, origin, connection limit), forwards open, message and
-close to the L{Broadcaster} and writes what it is told to (L{IClientConnection}); all client
-state lives in the broadcaster.  The factory applies safe Autobahn options: bounded frames and
-messages, native ping/pong heartbeats, no compression, handshake timeouts.
+close to its L{ClientHub} and writes what it is told to (L{IClientConnection}); all client
+state lives in the hub.  The factory is built with that hub and applies safe Autobahn
+options: bounded frames and messages, native ping/pong heartbeats, no compression, handshake
+timeouts.  Autobahn's and Twisted's internals used on the write path are in
+L{stellarflow.compat}.
 """
 
-from functools import partial
-
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
-from autobahn.util import encode_truncate
 from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny
 from zope.interface import implementer
 
+from stellarflow.compat.autobahn import rawFrame, rawFrames, sendCloseFrame
+from stellarflow.compat.twisted import writeNow
 from stellarflow.interfaces import IClientConnection
 
 _OPEN = WebSocketProtocol.STATE_OPEN
@@ -30,10 +31,10 @@ def normaliseOrigin(origin):
 @implementer(IClientConnection)
 class BroadcastServerProtocol(WebSocketServerProtocol):
     """
-    One client connection; its L{Client} is C{self.client} once open.
+    One client connection; its L{Session} is C{self.session} once open.
     """
 
-    client = None
+    session = None
 
     def onConnect(self, request):
         factory = self.factory
@@ -42,69 +43,53 @@ class BroadcastServerProtocol(WebSocketServerProtocol):
         origins = factory.allowedOriginSet
         if origins and request.origin and normaliseOrigin(request.origin) not in origins:
             raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "Forbidden")
-        if factory.broadcaster.full:
+        if factory.hub.full:
             raise ConnectionDeny(ConnectionDeny.SERVICE_UNAVAILABLE, "Service Unavailable")
         return None
 
     def onOpen(self):
-        self.client = self.factory.broadcaster.connect(self)
+        self.session = self.factory.hub.connect(self)
 
     def onMessage(self, payload, isBinary):
-        client = self.client
-        if client is not None:
-            self.factory.broadcaster.received(client, payload, isBinary)
+        session = self.session
+        if session is not None:
+            self.factory.hub.received(session, payload, isBinary)
 
     def onClose(self, wasClean, code, reason):
-        client, self.client = self.client, None
-        if client is not None:
-            self.factory.broadcaster.disconnected(client)
+        session, self.session = self.session, None
+        if session is not None:
+            self.factory.hub.disconnected(session)
 
     # -- IClientConnection -------------------------------------------------------------
 
     def send(self, frame):
         if self.state != _OPEN:
             return
-        if self._perMessageCompress is None and not self.send_queue:
-            # What sendPreparedMessage -> sendData does in this case, minus the debug-log
-            # arguments Autobahn formats on every call (~40% of the cost of a delivery).
-            self.transport.write(frame.payloadHybi)
-        else:
+        data = rawFrame(self, frame)
+        if data is None:
             self.sendPreparedMessage(frame)
+        else:
+            self.transport.write(data)
 
     def sendMany(self, frames):
         """
         Write several prepared frames as one write: straight to the socket when the transport
         holds nothing (no writer registration with the reactor, no doWrite turn), the rest
-        through the transport as before.
+        through the transport.
         """
         if self.state != _OPEN:
             return
-        if self._perMessageCompress is not None or self.send_queue:
+        data = rawFrames(self, frames)
+        if data is None:
             for frame in frames:
                 self.sendPreparedMessage(frame)
             return
-        data = frames[0].payloadHybi if len(frames) == 1 else b"".join([f.payloadHybi for f in frames])
-        transport = self.transport
-        # A TCP transport with nothing buffered: send now, without registering a writer with
-        # the reactor and waiting a turn for doWrite (most of the fan-out cost at small pages).
-        # These are twisted.internet.abstract.FileDescriptor's own attributes; any other
-        # transport (TLS, tests) takes the plain write.
-        if (getattr(transport, "_tempDataLen", None) == 0 and not getattr(transport, "TLS", True)
-                and transport.offset == len(transport.dataBuffer)
-                and transport.connected and not transport.disconnecting):
-            try:
-                sent = transport.socket.send(data)
-            except OSError:
-                sent = 0  # EAGAIN; or an error the transport reports on its next write
-            if sent >= len(data):
-                return
-            data = data[sent:]
-        transport.write(data)
+        writeNow(self.transport, data)
 
     def close(self, code, reason):
-        # sendCloseFrame, not sendClose: the latter refuses 1001 and other RFC codes.
+        # any code: the public sendClose refuses 1001 and other RFC codes.
         if self.state == _OPEN:
-            self.sendCloseFrame(code=code, reasonUtf8=encode_truncate(reason, 123))
+            sendCloseFrame(self, code, reason)
 
     def abort(self):
         self.dropConnection(abort=True)
@@ -120,56 +105,61 @@ class BroadcastServerProtocol(WebSocketServerProtocol):
 
 class BroadcastServerFactory(WebSocketServerFactory):
     """
-    Builds L{BroadcastServerProtocol}s for one broadcaster (set C{broadcaster} before use).
+    Builds L{BroadcastServerProtocol}s for one hub.
 
+    @param reactor: the reactor (Autobahn's timers use it too).
+    @param hub: the L{ClientHub} the protocols forward their connection events to.
     @param path: the only request path accepted (others get HTTP 404).
-    @param max_message_size: largest frame and message a client may send, in bytes (1009 beyond).
-    @param ping_interval: seconds from the last pong to the next ping (0: no pings).
-    @param pong_timeout: seconds a ping may wait for its pong before the connection is dropped.
-    @param allowed_origins: accepted ``Origin`` headers (exact, case-insensitive); empty or
-        containing ``"*"``: any.  Requests without an Origin header (non-browser) are accepted.
-    @param open_timeout: seconds to complete the opening handshake.
-    @param close_timeout: seconds to wait for the client's close frame before dropping.
+    @param maxMessageSize: largest frame and message a client may send, in bytes (1009 beyond).
+    @param pingInterval: seconds from the last pong to the next ping (0: no pings).
+    @param pongTimeout: seconds a ping may wait for its pong before the connection is dropped.
+    @param allowedOrigins: accepted C{Origin} headers (exact, case-insensitive); empty or
+        containing C{"*"}: any.  Requests without an Origin header (non-browser) are accepted.
+    @param openTimeout: seconds to complete the opening handshake.
+    @param closeTimeout: seconds to wait for the client's close frame before dropping.
+    @param secure: whether it serves C{wss://} (TLS is the listening endpoint's).
     """
 
     protocol = BroadcastServerProtocol
-    broadcaster = None
     noisy = False
 
     def __init__(
         self,
         reactor,
+        hub,
         path="/ws",
-        max_message_size=65536,
-        ping_interval=30.0,
-        pong_timeout=60.0,
-        allowed_origins=(),
-        open_timeout=5.0,
-        close_timeout=2.0,
+        maxMessageSize=65536,
+        pingInterval=30.0,
+        pongTimeout=60.0,
+        allowedOrigins=(),
+        openTimeout=5.0,
+        closeTimeout=2.0,
+        secure=False,
     ):
         WebSocketServerFactory.__init__(self, server="stellarflow", reactor=reactor)
+        self.hub = hub
+        self.isSecure = secure
         self.path = path
-        origins = {normaliseOrigin(o) for o in allowed_origins}
+        origins = {normaliseOrigin(o) for o in allowedOrigins}
         self.allowedOriginSet = frozenset() if "*" in origins else frozenset(origins)
         self.setProtocolOptions(
-            maxFramePayloadSize=max_message_size,
-            maxMessagePayloadSize=max_message_size,
-            autoPingInterval=ping_interval,
-            autoPingTimeout=pong_timeout,
+            maxFramePayloadSize=maxMessageSize,
+            maxMessagePayloadSize=maxMessageSize,
+            autoPingInterval=pingInterval,
+            autoPingTimeout=pongTimeout,
             # every connection is checked by onConnect (exact-match origins), so Autobahn's
             # wildcard check lets all through, including the "null" origin of file:// pages.
             allowedOrigins=["*"],
             allowNullOrigin=True,
             perMessageCompressionAccept=_refuseCompression,
-            openHandshakeTimeout=open_timeout,
-            closeHandshakeTimeout=close_timeout,
+            openHandshakeTimeout=openTimeout,
+            closeHandshakeTimeout=closeTimeout,
             # send close frames (1009 for oversize messages) instead of dropping the TCP.
             failByDrop=False,
             webStatus=False,
-            # limits are enforced by the broadcaster (HTTP 503 in onConnect).
+            # limits are enforced by the hub (HTTP 503 in onConnect).
             maxConnections=0,
         )
-        self.prepareFrame = partial(self.prepareMessage, isBinary=False, doNotCompress=True)
 
 
 def _refuseCompression(offers):

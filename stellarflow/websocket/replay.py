@@ -1,5 +1,5 @@
 """
-Replaying history to WebSocket clients that resume (``register`` with ``resume_after``).
+Replaying history to WebSocket clients that resume (C{register} with C{resume_after}).
 
 A resuming client is not in the live fan-out index: live events reach it through the history
 window, which the replay reads up to its newest event.  Once the replay has sent everything the
@@ -14,20 +14,24 @@ the connection (the client reconnects and is told about the gap).
 Replays never hold up live traffic: one scheduler runs the ready replays round-robin, each
 turn bounded by a work budget, and yields to the reactor between turns; a replay only runs
 while its client's transport is not paused (flow control) and while no store read is in flight.
+
+The replayer talks to its hub through L{IReplayHost} and to each client through
+L{IClientSession}; what a resume needs is decided by L{stellarflow.websocket.resume}.
 """
 
 import json
 from collections import deque
 
-from twisted.internet.defer import inlineCallbacks, maybeDeferred
+import attr
+from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from stellarflow.backoff import Backoff
-from stellarflow.positions import after, before, ledgerOf
 from stellarflow.websocket import messages
-from stellarflow.websocket.filters import event_keys, matches
 from stellarflow.websocket.history import Event
+from stellarflow.websocket.matching import eventKeys, matches
+from stellarflow.websocket.resume import Refused, errorText, gapOf, planResume
 
 log = Logger()
 
@@ -41,22 +45,14 @@ PARSE_COST = 25
 SEND_COST = 3
 
 
-class Refused(Exception):
-    """
-    A resume cannot be served: C{code} and C{message} go to the client as an C{error}.
-    """
-
-    def __init__(self, code, message, field=None):
-        Exception.__init__(self, message)
-        self.code = code
-        self.message = message
-        self.field = field
-
-
+@attr.s(slots=True, eq=False)
 class Replay:
     """
-    One client's replay: from C{after} (exclusive) up to the live stream.
+    One session's replay: from C{after} (exclusive) up to the live stream.
 
+    @ivar session: the L{IClientSession} replayed to.
+    @ivar filters: the filters of the C{register} that asked for it (the replay then follows
+        the session's current filters).
     @ivar position: every event up to here was sent (if it matched) or is not available.
     @ivar seq: in the L{MEMORY} phase, the window sequence number of the next event.
     @ivar page: in the L{DATABASE} phase, events read from the store and not yet scanned.
@@ -65,29 +61,26 @@ class Replay:
     @ivar ready: C{(after, upto, result)} of a finished read not used yet, or C{None}.
     """
 
-    __slots__ = (
-        "client", "filters", "after", "phase", "position", "seq", "page", "pageIndex",
-        "queued", "fetching", "reading", "ready", "cancelled", "call", "sent", "backoff", "lagging",
-    )
+    session = attr.ib()
+    filters = attr.ib()
+    after = attr.ib()
+    phase = attr.ib(default=PREPARING)
+    position = attr.ib(default=None)
+    seq = attr.ib(default=None)
+    page = attr.ib(default=None)
+    pageIndex = attr.ib(default=0)
+    queued = attr.ib(default=False)
+    fetching = attr.ib(default=False)
+    reading = attr.ib(default=None)
+    ready = attr.ib(default=None)
+    cancelled = attr.ib(default=False)
+    call = attr.ib(default=None)
+    sent = attr.ib(default=0)
+    backoff = attr.ib(default=None)
+    lagging = attr.ib(default=False)
 
-    def __init__(self, client, filters, after):
-        self.client = client
-        self.filters = filters
-        self.after = after
-        self.phase = PREPARING
-        self.position = after
-        self.seq = None
-        self.page = None
-        self.pageIndex = 0
-        self.queued = False
-        self.fetching = False
-        self.reading = None
-        self.ready = None
-        self.cancelled = False
-        self.call = None
-        self.sent = 0
-        self.backoff = None
-        self.lagging = False
+    def __attrs_post_init__(self):
+        self.position = self.after
 
     def cancel(self):
         self.cancelled = True
@@ -97,53 +90,48 @@ class Replay:
         self.page = self.reading = self.ready = None
 
 
-def gapOf(resumeAfter, lower):
-    """
-    The ``gap`` of a ``registered`` reply: events with ``from_after < id <= to`` cannot be
-    replayed; ``ledgers`` is the inclusive ledger range they would lie in.
-    """
-    return {
-        "from_after": resumeAfter,
-        "to": lower,
-        "ledgers": [ledgerOf(after(resumeAfter)), ledgerOf(lower)],
-    }
-
-
 class Replayer:
     """
-    Prepares and runs the replays of one broadcaster.
+    Prepares and runs the replays of one hub's clients.
 
-    @param broadcaster: the L{Broadcaster} (it sends, registers and closes clients).
+    @param host: the L{ClientHub} (an L{IReplayHost}).
     @param window: its L{HistoryWindow}.
-    @param max_replay: most events a replay may need (counted before filtering).
+    @param clock: an L{IReactorTime}.
+    @param prepareFrame: frames an event read from the store (see L{Broadcaster}'s C{prepare}).
+    @param store: the durable L{IEventHistory} for positions older than the window, or C{None}.
+    @param maxReplay: most events a replay may need (counted before filtering).
     @param chunk: most work units one replay does per reactor turn.
-    @param turn_budget: most work units all replays together do per reactor turn.
-    @param page_size: events per store read.
-    @param lag_delay: seconds to wait before asking the store again when it has not written
+    @param turnBudget: most work units all replays together do per reactor turn.
+    @param pageSize: events per store read.
+    @param lagDelay: seconds to wait before asking the store again when it has not written
         events the replay needs yet.
     """
 
     def __init__(
         self,
-        broadcaster,
+        host,
         window,
         clock,
-        max_replay=100000,
+        prepareFrame,
+        store=None,
+        maxReplay=100000,
         chunk=2000,
-        turn_budget=6000,
-        page_size=1000,
-        lag_delay=0.2,
+        turnBudget=6000,
+        pageSize=1000,
+        lagDelay=0.2,
     ):
-        self.broadcaster = broadcaster
+        self.host = host
         self.window = window
         self.clock = clock
-        self.max_replay = max_replay
+        self.prepareFrame = prepareFrame
+        self.store = store
+        self.maxReplay = maxReplay
         self.chunk = chunk
-        self.turn_budget = turn_budget
-        self.page_size = page_size
-        self.lag_delay = lag_delay
-        self.store = None
-        self.active = {}  # client -> Replay, for replays past their registered reply
+        self.turnBudget = turnBudget
+        self.pageSize = pageSize
+        self.lagDelay = lagDelay
+        self.active = {}  # session -> Replay, for replays past their registered reply
+        self._preparing = {}  # session -> Replay, for resumes waiting for their reply
         self._waitingHead = []
         self._ready = deque()
         self._call = None
@@ -153,152 +141,122 @@ class Replayer:
         self.refused = 0
         self.replayed = 0
 
+    @property
+    def replaying(self):
+        """
+        How many sessions are replaying now.
+        """
+        return len(self.active)
+
+    def isPreparing(self, session):
+        """
+        Whether a resume of C{session} waits for its reply.
+        """
+        return session in self._preparing
+
+    def isReplaying(self, session):
+        """
+        Whether C{session} is replaying (its reply sent, not live yet).
+        """
+        return session in self.active
+
     # -- preparing -------------------------------------------------------------------
 
-    def prepare(self, client, filters, resumeAfter):
+    def prepare(self, session, filters, resumeAfter):
         """
-        Start serving C{client}'s register with C{resumeAfter}: check it, count what it needs
+        Start serving C{session}'s register with C{resumeAfter}: check it, count what it needs
         (the store may be asked), then reply and start replaying.  Until then
-        C{client.preparing} is set and the client's state is unchanged.
+        L{isPreparing} is true and the session's state is unchanged.
         """
-        session = Replay(client, filters, resumeAfter)
-        client.preparing = session
-        if self.broadcaster.position is None:
+        replay = Replay(session, filters, resumeAfter)
+        self._preparing[session] = replay
+        if self.host.position is None:
             # Nothing processed yet (just started): "ahead" cannot be told before the first
             # batch arrives.
-            self._waitingHead.append(session)
+            self._waitingHead.append(replay)
             return
-        self._evaluate(session)
+        self._evaluate(replay)
 
     def headKnown(self):
         """
-        The broadcaster processed its first batch: evaluate the resumes waiting for it.
+        The hub processed its first batch: evaluate the resumes waiting for it.
         """
         waiting, self._waitingHead = self._waitingHead, []
-        for session in waiting:
-            if not session.cancelled:
-                self._evaluate(session)
+        for replay in waiting:
+            if not replay.cancelled:
+                self._evaluate(replay)
 
-    def _evaluate(self, session):
-        d = maybeDeferred(self._plan, session)
-        d.addCallbacks(self._accepted, self._refused, callbackArgs=(session,), errbackArgs=(session,))
+    def _evaluate(self, replay):
+        d = maybeDeferred(planResume, replay, self.host.position, self.window, self.store, self.maxReplay)
+        d.addCallbacks(self._accepted, self._refused, callbackArgs=(replay,), errbackArgs=(replay,))
 
-    @inlineCallbacks
-    def _plan(self, session):
-        """
-        Where the replay starts, the gap if any, and whether it reads the store first.
-        """
-        window = self.window
-        resumeAfter = session.after
-        head = self.broadcaster.position
-        if resumeAfter > head:
-            raise Refused(
-                messages.RESUME_AFTER_AHEAD,
-                "resume_after {} is ahead of the newest position this server has processed ({})".format(
-                    resumeAfter, head
-                ),
-                "resume_after",
-            )
-        floor = window.floor
-        start, gap, useStore, stored = resumeAfter, None, False, 0
-        if resumeAfter < floor:
-            lower = floor
-            store = self.store
-            if store is not None:
-                try:
-                    oldest = yield store.oldest()
-                    if oldest is not None and before(oldest) < floor:
-                        lower = max(before(oldest), resumeAfter)
-                        useStore = True
-                    if useStore:
-                        stored = yield store.count(lower, floor, self.max_replay + 1)
-                except Exception as e:
-                    log.warn(
-                        "Cannot read the event history for WebSocket client {peer}'s resume: {error}",
-                        peer=session.client.peer,
-                        error=_text(e),
-                    )
-                    raise Refused(
-                        messages.HISTORY_UNAVAILABLE,
-                        "the stored history cannot be read right now ({}); retry later".format(
-                            type(e).__name__
-                        ),
-                    ) from None
-            if resumeAfter < lower:
-                gap = gapOf(resumeAfter, lower)
-            start = lower
-        if session.cancelled:
-            return None
-        total = stored + window.countAfter(max(start, window.floor))
-        if total > self.max_replay:
-            raise Refused(
-                messages.REPLAY_TOO_LARGE,
-                "resuming after {} needs more than max_replay ({}) events replayed; resume from "
-                "a later position, or register without resume_after".format(resumeAfter, self.max_replay),
-                "resume_after",
-            )
-        return start, gap, useStore
-
-    def _accepted(self, plan, session):
-        client = session.client
-        if session.cancelled or plan is None or client.preparing is not session:
+    def _accepted(self, plan, replay):
+        session = replay.session
+        if replay.cancelled or plan is None or self._preparing.get(session) is not replay:
             return
-        client.preparing = None
-        start, gap, useStore = plan
+        del self._preparing[session]
+        start, gap = plan.start, plan.gap
         floor = self.window.floor
-        if not useStore and start < floor:
+        if not plan.useStore and start < floor:
             # The window moved on while the store was asked: the gap grows with it.
-            start, gap = floor, gapOf(session.after, floor)
-        previous = self.active.pop(client, None)
+            start, gap = floor, gapOf(replay.after, floor)
+        previous = self.active.pop(session, None)
         if previous is not None:
             previous.cancel()
-        resume = {"resume_after": session.after, "resumed": gap is None}
+        resume = {"resume_after": replay.after, "resumed": gap is None}
         if gap is not None:
             resume["gap"] = gap
-        session.position = start
-        if useStore and start < floor:
-            session.phase = DATABASE
+        replay.position = start
+        if plan.useStore and start < floor:
+            replay.phase = DATABASE
         else:
-            session.phase = MEMORY
-            session.seq = self.window.seqAfter(start)
-        if not self.broadcaster._startReplay(client, session.filters, resume):
+            replay.phase = MEMORY
+            replay.seq = self.window.seqAfter(start)
+        if not self.host.replayStarted(session, replay.filters, resume):
             return
-        client.replay = session
-        self.active[client] = session
+        self.active[session] = replay
         self.started += 1
         (log.info if gap is not None else log.debug)(
             "WebSocket client {peer} resumes after {after}{gap}; replaying from {source}",
-            peer=client.peer,
-            after=session.after,
+            peer=session.peer,
+            after=replay.after,
             gap="" if gap is None else " (cannot replay up to {})".format(gap["to"]),
-            source="the database" if session.phase == DATABASE else "memory",
+            source="the database" if replay.phase == DATABASE else "memory",
         )
-        self.wake(session)
+        self.wake(replay)
 
-    def _refused(self, failure, session):
-        client = session.client
-        if client.preparing is session:
-            client.preparing = None
-        if session.cancelled:
+    def _refused(self, failure, replay):
+        session = replay.session
+        if self._preparing.get(session) is replay:
+            del self._preparing[session]
+        if replay.cancelled:
             return
         self.refused += 1
         if failure.check(Refused):
             e = failure.value
-            self.broadcaster._resumeRefused(client, e.code, e.message, e.field)
+            self.host.resumeRefused(session, e.code, e.message, e.field)
             return
-        log.failure("Unexpected error preparing a resume for WebSocket client {peer}", failure, peer=client.peer)
-        self.broadcaster._resumeRefused(client, messages.INTERNAL_ERROR, "the server could not prepare the resume")
+        log.failure("Unexpected error preparing a resume for WebSocket client {peer}", failure, peer=session.peer)
+        self.host.resumeRefused(session, messages.INTERNAL_ERROR, "the server could not prepare the resume", None)
 
     # -- running -----------------------------------------------------------------------
 
-    def wake(self, session):
+    def drained(self, session):
         """
-        C{session} may make progress (started, client drained, page arrived): queue it.
+        C{session}'s transport drained: its replay, if any, may go on.
         """
-        if session.queued or session.cancelled or session.fetching or session.phase == PREPARING:
+        replay = self.active.get(session)
+        if replay is not None:
+            self.wake(replay)
+
+    def wake(self, replay):
+        """
+        C{replay} may make progress (started, client drained, page arrived): queue it.
+        """
+        if replay.queued or replay.cancelled or replay.fetching or replay.phase == PREPARING:
             return
-        session.queued = True
-        self._ready.append(session)
+        replay.queued = True
+        self._ready.append(replay)
         if self._call is None:
             self._call = self.clock.callLater(0, self._turn)
 
@@ -308,97 +266,96 @@ class Replayer:
         """
         self._call = None
         ready = self._ready
-        budget = self.turn_budget
+        budget = self.turnBudget
         for _ in range(len(ready)):
             if budget <= 0:
                 break
-            session = ready.popleft()
-            session.queued = False
-            if session.cancelled:
+            replay = ready.popleft()
+            replay.queued = False
+            if replay.cancelled:
                 continue
             try:
-                used, more = self._step(session, min(self.chunk, budget))
+                used, more = self._step(replay, min(self.chunk, budget))
             except Exception:
-                log.failure("Replay to WebSocket client {peer} failed", peer=session.client.peer)
-                self.broadcaster._replayFailed(session.client)
+                log.failure("Replay to WebSocket client {peer} failed", peer=replay.session.peer)
+                self.host.replayFailed(replay.session)
                 continue
             budget -= used
-            if more and not session.queued:
-                session.queued = True
-                ready.append(session)
+            if more and not replay.queued:
+                replay.queued = True
+                ready.append(replay)
         if ready and self._call is None:
             self._call = self.clock.callLater(0, self._turn)
 
-    def _step(self, session, budget):
+    def _step(self, replay, budget):
         """
         Replay up to C{budget} work units.  Returns C{(used, more)}: C{more} is false once the
         replay waits (paused client, store read) or ended.
         """
-        client = session.client
-        broadcaster = self.broadcaster
+        session = replay.session
         window = self.window
         used = 0
         sent = 0
         try:
             while used < budget:
-                if session.cancelled or client.closing:
+                if replay.cancelled or session.closing:
                     return used, False
-                if client.paused:
-                    return used, False  # resumed by the broadcaster when the client drained
-                filters = client.filters
-                if session.phase == MEMORY:
-                    seq = session.seq
+                if session.paused:
+                    return used, False  # woken by drained() once the client drained
+                filters = session.filters
+                if replay.phase == MEMORY:
+                    seq = replay.seq
                     if seq < window.first:
                         if self.store is not None:
-                            session.phase = DATABASE
+                            replay.phase = DATABASE
                             continue
-                        broadcaster._replayOverrun(client)
+                        self.host.replayOverrun(session)
                         return used, False
                     if seq >= window.end:
-                        self._finish(session)
+                        self._finish(replay)
                         return used, False
                     event = window.at(seq)
-                    session.seq = seq + 1
-                    session.position = event.id
+                    replay.seq = seq + 1
+                    replay.position = event.id
                     used += SCAN_COST
-                    if filters.is_empty or matches(filters, event.keys):
-                        broadcaster._hold(client, event)
+                    if filters.isEmpty or matches(filters, event.keys):
+                        session.deliver(event)
                         sent += 1
                         used += SEND_COST
                     continue
                 # DATABASE
-                page = session.page
-                if page is not None and session.pageIndex < len(page):
-                    id, payload = page[session.pageIndex]
-                    session.pageIndex += 1
-                    session.position = id
-                    used += DECODE_COST if filters.is_empty else DECODE_COST + PARSE_COST
+                page = replay.page
+                if page is not None and replay.pageIndex < len(page):
+                    id, payload = page[replay.pageIndex]
+                    replay.pageIndex += 1
+                    replay.position = id
+                    used += DECODE_COST if filters.isEmpty else DECODE_COST + PARSE_COST
                     event = self._decode(id, payload, filters)
                     if event is not None:
-                        broadcaster._hold(client, event)
+                        session.deliver(event)
                         sent += 1
                         used += SEND_COST
                     continue
-                session.page = None
-                ready, session.ready = session.ready, None
-                if ready is not None and ready[0] == session.position:
-                    if self._apply(session, *ready):
+                replay.page = None
+                ready, replay.ready = replay.ready, None
+                if ready is not None and ready[0] == replay.position:
+                    if self._apply(replay, *ready):
                         continue
                     return used, False
                 floor = window.floor
-                if session.position >= floor:
-                    session.phase = MEMORY
-                    session.seq = window.seqAfter(session.position)
-                    session.reading = None
+                if replay.position >= floor:
+                    replay.phase = MEMORY
+                    replay.seq = window.seqAfter(replay.position)
+                    replay.reading = None
                     continue
-                session.fetching = True  # before reading: a store may answer at once
-                reading = session.reading
-                if reading is None or reading[1] != session.position:
-                    self._read(session, session.position, floor)
+                replay.fetching = True  # before reading: a store may answer at once
+                reading = replay.reading
+                if reading is None or reading[1] != replay.position:
+                    self._read(replay, replay.position, floor)
                 return used, False
             return used, True
         finally:
-            session.sent += sent
+            replay.sent += sent
             self.replayed += sent
 
     def _decode(self, id, payload, filters):
@@ -407,135 +364,120 @@ class Replayer:
         filters need them; C{None} when it does not match (or cannot be read).
         """
         keys = None
-        if not filters.is_empty:
+        if not filters.isEmpty:
             try:
-                keys = event_keys(json.loads(payload))
+                keys = eventKeys(json.loads(payload))
             except (ValueError, TypeError, AttributeError):
                 log.warn("Stored event {id} cannot be decoded; not replayed", id=id)
                 return None
             if not matches(filters, keys):
                 return None
-        return Event(id, keys, self.broadcaster.prepare(payload))
+        return Event(id, keys, self.prepareFrame(payload))
 
-    def _read(self, session, after, upto):
+    def _read(self, replay, after, upto):
         """
-        Ask the store for the page after C{after}; the result waits in C{session.ready} (or
+        Ask the store for the page after C{after}; the result waits in C{replay.ready} (or
         wakes the replay if it is waiting for it).
         """
         token = object()
-        session.reading = (token, after, upto)
-        d = maybeDeferred(self.store.read, after, upto, self.page_size)
+        replay.reading = (token, after, upto)
+        d = maybeDeferred(self.store.read, after, upto, self.pageSize)
 
         def done(result):
-            reading = session.reading
-            if session.cancelled or reading is None or reading[0] is not token:
+            reading = replay.reading
+            if replay.cancelled or reading is None or reading[0] is not token:
                 return None  # cancelled, or no longer wanted
-            session.reading = None
-            session.ready = (after, upto, result)
-            if session.fetching:
-                session.fetching = False
-                self.wake(session)
+            replay.reading = None
+            replay.ready = (after, upto, result)
+            if replay.fetching:
+                replay.fetching = False
+                self.wake(replay)
             return None
 
         d.addBoth(done)
 
-    def _apply(self, session, after, upto, result):
+    def _apply(self, replay, after, upto, result):
         """
         Use a finished read.  Returns false when the replay must wait (a retry is scheduled).
         """
         if isinstance(result, Failure):
-            if session.backoff is None:
-                session.backoff = Backoff(initial=0.5, maximum=30.0)
-            delay = session.backoff.next()
+            if replay.backoff is None:
+                replay.backoff = Backoff(initial=0.5, maximum=30.0)
+            delay = replay.backoff.next()
             log.warn(
                 "Cannot read the event history for WebSocket client {peer}: {error}; retrying in {delay:.1f}s",
-                peer=session.client.peer,
-                error=_text(result.value),
+                peer=replay.session.peer,
+                error=errorText(result.value),
                 delay=delay,
             )
-            return self._waitThenRetry(session, delay)
+            return self._waitThenRetry(replay, delay)
         events, complete = result
-        session.backoff = None
+        replay.backoff = None
         if events:
-            session.page, session.pageIndex = events, 0
-            session.lagging = False
+            replay.page, replay.pageIndex = events, 0
+            replay.lagging = False
             last = events[-1][0]
-            if len(events) >= self.page_size and last < self.window.floor:
-                self._read(session, last, self.window.floor)  # the next page, while this one goes out
+            if len(events) >= self.pageSize and last < self.window.floor:
+                self._read(replay, last, self.window.floor)  # the next page, while this one goes out
             return True
         if complete:
-            session.position = upto  # no event up to there
-            session.lagging = False
+            replay.position = upto  # no event up to there
+            replay.lagging = False
             return True
         # The store has not written these events yet: ask again shortly.
-        if not session.lagging:
-            session.lagging = True
+        if not replay.lagging:
+            replay.lagging = True
             log.info(
                 "Replay to WebSocket client {peer} waits for the database to store events after {position}",
-                peer=session.client.peer,
-                position=session.position,
+                peer=replay.session.peer,
+                position=replay.position,
             )
-        return self._waitThenRetry(session, self.lag_delay)
+        return self._waitThenRetry(replay, self.lagDelay)
 
-    def _waitThenRetry(self, session, delay):
-        session.fetching = True
-        session.call = self.clock.callLater(delay, self._retry, session)
+    def _waitThenRetry(self, replay, delay):
+        replay.fetching = True
+        replay.call = self.clock.callLater(delay, self._retry, replay)
         return False
 
-    def _retry(self, session):
-        session.call = None
-        session.fetching = False
-        self.wake(session)
+    def _retry(self, replay):
+        replay.call = None
+        replay.fetching = False
+        self.wake(replay)
 
-    def _finish(self, session):
-        client = session.client
-        self.active.pop(client, None)
-        client.replay = None
+    def _finish(self, replay):
+        session = replay.session
+        self.active.pop(session, None)
         self.completed += 1
         log.debug(
             "WebSocket client {peer} caught up after replaying {count} event(s); now live",
-            peer=client.peer,
-            count=session.sent,
+            peer=session.peer,
+            count=replay.sent,
         )
-        self.broadcaster._replayDone(client)
+        self.host.replayFinished(session)
 
     # -- ending ------------------------------------------------------------------------
 
-    def cancel(self, client):
+    def cancel(self, session):
         """
-        Forget C{client}'s replay and any resume being prepared (it is gone or closing).
+        Forget C{session}'s replay and any resume being prepared (it is gone or closing).
         """
-        session = client.preparing
-        if session is not None:
-            client.preparing = None
-            session.cancel()
-        session = self.active.pop(client, None)
-        if session is not None:
-            session.cancel()
-        client.replay = None
+        replay = self._preparing.pop(session, None)
+        if replay is not None:
+            replay.cancel()
+        replay = self.active.pop(session, None)
+        if replay is not None:
+            replay.cancel()
 
     def stop(self):
         """
         Cancel every replay and the scheduler (shutdown).
         """
-        for session in list(self.active.values()) + self._waitingHead:
-            session.cancel()
+        for replay in list(self.active.values()) + list(self._preparing.values()) + self._waitingHead:
+            replay.cancel()
         self.active.clear()
+        self._preparing.clear()
         self._waitingHead = []
         self._ready.clear()
         call, self._call = self._call, None
         if call is not None and call.active():
             call.cancel()
-
-    @property
-    def replaying(self):
-        """How many clients are replaying now."""
-        return len(self.active)
-
-
-def _text(error):
-    """
-    An exception as one short line for logs.
-    """
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text[:300]

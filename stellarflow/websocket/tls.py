@@ -1,5 +1,5 @@
 """
-TLS for the WebSocket listener (``wss://``): certificate chain and key from PEM files.
+TLS for the WebSocket listener (C{wss://}): certificate chain and key from PEM files.
 """
 
 from OpenSSL import crypto
