@@ -28,6 +28,7 @@ BENCHMARKS = [
     ("memory", "benchmarks.memory"),
     ("ingest", "benchmarks.ingest"),
     ("postgres", "benchmarks.postgres"),
+    ("ledgers", "benchmarks.ledgers"),
 ]
 
 #: The goals: (what, metric, comparison, target, unit).
@@ -46,6 +47,10 @@ GOALS = [
     ("decode, base64 XDR", "ingest.base64.decode_events_per_s", ">=", 20000, "events/s"),
     ("decode, xdrFormat json", "ingest.json.decode_events_per_s", ">=", 20000, "events/s"),
     ("PostgreSQL, default batch_size", "postgres.default.events_per_s", ">=", 20000, "events/s"),
+    ("getLedgers catch-up, pubnet-size ledgers to messages", "ledgers.catchup.all.ledgers_per_s", ">=", 15,
+     "ledgers/s"),
+    ("reactor lag p99 while catching up, 1000 clients", "ledgers.catchup.clients.lag_ms_p99", "<=", 20.0, "ms"),
+    ("ledger at the tip: getLedgers answer -> last client, p99", "ledgers.tip.latency_ms_p99", "<=", 1000.0, "ms"),
 ]
 
 RESULT_MARK = "BENCHMARK-RESULT "

@@ -18,6 +18,8 @@ class Batch:
     @ivar messages: what the processors produced from C{items} (set by the pipeline).
     @ivar latestLedger: the newest ledger the source knows of when the batch was read.
     @ivar sequence: position of the batch in its pipeline run (set by the pipeline).
+    @ivar hash: the hash of the last ledger the batch completes, for sources that follow the
+        chain ledger by ledger (getLedgers, the data lake); checkpointed with C{cursor}.
     """
 
     items = attr.ib()
@@ -26,6 +28,7 @@ class Batch:
     messages = attr.ib(default=None)
     latestLedger = attr.ib(default=None)
     sequence = attr.ib(default=None)
+    hash = attr.ib(default=None)
 
     def __repr__(self):
         return "<Batch #{} items={} cursor={!r}>".format(self.sequence, len(self.items), self.cursor)

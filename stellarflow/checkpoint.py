@@ -27,10 +27,14 @@ class Checkpoint:
     @ivar cursor: the source's cursor (for the RPC source, an event id or getEvents cursor).
     @ivar network: the network passphrase of the source that produced it, or C{None} when
         unknown (a checkpoint written by an older version, or by a store that keeps no network).
+    @ivar hash: the hash of the last ledger before the cursor (lowercase hex), from sources
+        that follow the chain ledger by ledger (getLedgers, the data lake), or C{None}: on a
+        restart the next ledger's previous-ledger hash must equal it.
     """
 
     cursor = attr.ib()
     network = attr.ib(default=None)
+    hash = attr.ib(default=None)
 
     @property
     def ledger(self):
@@ -52,7 +56,7 @@ class Checkpoint:
 class FileCheckpointStore:
     """
     Keeps C{<directory>/<pipeline>.checkpoint.json}: C{{"pipeline", "cursor", "ledger",
-    "network"}}.
+    "network"}}, and C{"hash"} when the checkpoint has one.
 
     Writes go to a temporary file that is fsync'ed and renamed over the old one, so a crash
     leaves either the old or the new checkpoint, never a torn file.
@@ -79,7 +83,7 @@ class FileCheckpointStore:
             return None
         if data.get("cursor") is None:
             return None
-        return Checkpoint(cursor=data["cursor"], network=data.get("network"))
+        return Checkpoint(cursor=data["cursor"], network=data.get("network"), hash=data.get("hash"))
 
     def save(self, pipeline, checkpoint):
         return maybeDeferred(self._save, pipeline, Checkpoint.of(checkpoint))
@@ -94,6 +98,8 @@ class FileCheckpointStore:
             "ledger": checkpoint.ledger,
             "network": checkpoint.network,
         }
+        if checkpoint.hash is not None:
+            record["hash"] = checkpoint.hash
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(record, f)
             f.flush()

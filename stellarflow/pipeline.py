@@ -9,7 +9,7 @@ position and catch up on their own when they fall behind (L{stellarflow.durable}
 from collections import deque
 
 import attr
-from twisted.application.service import Service
+from twisted.application.service import IService, Service
 from twisted.internet.defer import (
     Deferred,
     DeferredList,
@@ -76,6 +76,8 @@ class Pipeline(Service):
     @param newSource: a callable taking a label and returning a fresh, unstarted source of
         the same kind and config, for durable consumers catching up; without it durable
         consumers stay in the live flow and their backpressure pauses it.
+    @param processors: the processors, in order; those that are services (worker pools) are
+        started before the source and stopped once the consumers are drained.
     @param onFatal: called with a Failure when the pipeline cannot start (a consumer could not
         listen, say); the daemon uses it to stop with an error.
 
@@ -162,6 +164,9 @@ class Pipeline(Service):
         )
         if not self.running:
             return
+        for processor in self.processors:
+            if IService.providedBy(processor):
+                yield maybeDeferred(processor.startService)
         self._sourceStarted = True
         try:
             ended = self.source.start(self._deliver, checkpoint)
@@ -246,6 +251,9 @@ class Pipeline(Service):
                 member.stop()
         while self._saving is not None:
             yield self._saving
+        for processor in self.processors:
+            if IService.providedBy(processor) and processor.running:
+                yield maybeDeferred(processor.stopService)
         results = yield DeferredList([maybeDeferred(c.stop) for _, c in self.consumers], consumeErrors=True)
         for (name, _), (ok, result) in zip(self.consumers, results):
             if not ok:
@@ -374,7 +382,7 @@ class Pipeline(Service):
         """
         if self._offering:
             return
-        cursor = None
+        cursor = chainHash = None
         while self._pending:
             lowest = min(self._pending)
             done, waiting = self._pending[lowest]
@@ -382,9 +390,9 @@ class Pipeline(Service):
                 break
             del self._pending[lowest]
             if done.cursor is not None:
-                cursor = done.cursor
+                cursor, chainHash = done.cursor, done.hash
         if cursor is not None:
-            self._commit(Checkpoint(cursor, network=self.source.network))
+            self._commit(Checkpoint(cursor, network=self.source.network, hash=chainHash))
         if self._readyWaiter is not None and not self._full():
             waiter, self._readyWaiter = self._readyWaiter, None
             waiter.callback(None)

@@ -23,8 +23,8 @@ WebSocket protocol, `source.md` for the RPC source, `postgresql.md` for storage.
 
 #: public components documented here (the in-memory ones are for tests)
 DOCUMENTED = {
-    "source": ["RPCSourceAdapter"],
-    "processor": ["GetEventsRPC"],
+    "source": ["RPCSourceAdapter", "DataLakeSourceAdapter"],
+    "processor": ["GetEventsRPC", "GetLedgersRPC"],
     "consumer": ["SaveToWebSocket", "SaveToPostgreSQL"],
 }
 

@@ -28,10 +28,12 @@ ROLES = {
 BUILTIN = {
     "source": {
         "RPCSourceAdapter": "stellarflow.rpc.source:RPCSourceAdapter",
+        "DataLakeSourceAdapter": "stellarflow.ledgers.lakesource:DataLakeSourceAdapter",
         "MemorySource": "stellarflow.testing.memory:MemorySource",
     },
     "processor": {
         "GetEventsRPC": "stellarflow.events.processor:GetEventsRPC",
+        "GetLedgersRPC": "stellarflow.ledgers.processor:GetLedgersRPC",
     },
     "consumer": {
         "SaveToWebSocket": "stellarflow.websocket.consumer:SaveToWebSocket",

@@ -226,7 +226,7 @@ class ErrorTests(SynchronousTestCase):
             sorted(
                 [
                     "pipe.yaml: pipelines.ContractEventsWebSocket.processors[0].type: unknown processor type "
-                    "'GetEvents' (did you mean 'GetEventsRPC'?); known processor types: GetEventsRPC",
+                    "'GetEvents' (did you mean 'GetEventsRPC'?); known processor types: GetEventsRPC, GetLedgersRPC",
                     "pipe.yaml: pipelines.ContractEventsWebSocket.consumers[0].config.pth: unknown key "
                     "(did you mean 'path'?); known keys: max_queue_size, path, port",
                     "pipe.yaml: pipelines.ContractEventsWebSocket.consumers[0].config.port: got 'http'; "

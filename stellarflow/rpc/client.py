@@ -5,7 +5,8 @@ Every call has one deadline covering the whole exchange (connect, response heade
 treq's own ``timeout=`` stops at the headers, so a server that sends headers and then stalls
 would otherwise hang a poller forever.  Failures come out as one family of exceptions
 (L{stellarflow.rpc.errors.RPCClientError}) so that a caller can decide per kind; getEvents
-answers come out as L{stellarflow.rpc.pages.EventsPage}s.  The ``Authorization`` value is never
+answers come out as L{stellarflow.rpc.pages.EventsPage}s and getLedgers answers as
+L{stellarflow.rpc.ledgerpages.LedgersPage}s.  The ``Authorization`` value is never
 part of a message.
 """
 
@@ -27,6 +28,7 @@ from stellarflow.rpc.errors import (
     RPCTimeout,
     TransportError,
 )
+from stellarflow.rpc.ledgerpages import parseLedgersPage
 from stellarflow.rpc.pages import ledgerNumber, parseEventsPage
 
 #: A getEvents page of 10000 events in JSON form is some tens of MiB; anything far larger is
@@ -289,6 +291,13 @@ class StellarRPCClient:
         A Deferred of an L{stellarflow.rpc.pages.EventsPage}.
         """
         return self.call("getEvents", params).addCallback(parseEventsPage)
+
+    def getLedgers(self, params):
+        """
+        A Deferred of a L{stellarflow.rpc.ledgerpages.LedgersPage}: C{params} by name
+        (C{startLedger} or C{pagination.cursor}, C{pagination.limit}).
+        """
+        return self.call("getLedgers", params).addCallback(parseLedgersPage)
 
     def getLatestLedger(self):
         """

@@ -25,6 +25,13 @@ MAX_TOPICS = 5
 MAX_SEGMENTS = 4
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10000
+#: getLedgers: ledgers per request.  The server's default is 50 and its maximum 200, but a
+#: pubnet ledger is ~370 KB of XDR (~500 KB of base64): 6 of them are ~3 MB of JSON, ~0.2 s of
+#: decoding for two workers, and a batch of ~1200 messages for the consumers at once; at the tip
+#: a poll finds one ledger anyway (docs/source.md, "Why 6").
+DEFAULT_LEDGER_LIMIT = 6
+MAX_LEDGER_LIMIT = 200
+METHODS = ("getEvents", "getLedgers")
 EVENT_TYPES = ("contract", "system")
 
 
@@ -104,7 +111,14 @@ FILTER_SCHEMA = Schema(
 )
 
 PAGINATION_SCHEMA = Schema(
-    {"limit": Field(Integer(1, MAX_LIMIT), DEFAULT_LIMIT, "events per request (server maximum 10000)")}
+    {
+        "limit": Field(
+            Integer(1, MAX_LIMIT),
+            None,
+            "getEvents: events per request (default {}, server maximum {}); getLedgers: ledgers per request "
+            "(default {}, server maximum {})".format(DEFAULT_LIMIT, MAX_LIMIT, DEFAULT_LEDGER_LIMIT, MAX_LEDGER_LIMIT),
+        )
+    }
 )
 
 
@@ -124,6 +138,27 @@ def _crossCheck(config, path, problems):
     start, end = config["start_ledger"], config["end_ledger"]
     if end and start and end < start:
         problems.add(join(path, "end_ledger"), "got {}; expected >= start_ledger ({})".format(end, start))
+    pagination = config["pagination"] = dict(config["pagination"])
+    if config["rpc_method"] == "getLedgers":
+        if config["network"] is None:
+            problems.add(
+                join(path, "network"),
+                "missing; expected a network name or passphrase: with rpc_method getLedgers transaction hashes "
+                "depend on it",
+            )
+        if config["filters"]:
+            problems.add(join(path, "filters"), "got {} filter(s); filters apply to getEvents only".format(
+                len(config["filters"])))
+        if config["xdrFormat"] != "base64":
+            problems.add(join(path, "xdrFormat"), "got {!r}; expected 'base64' with rpc_method getLedgers (ledgers "
+                         "are decoded from XDR)".format(config["xdrFormat"]))
+        if pagination["limit"] is None:
+            pagination["limit"] = DEFAULT_LEDGER_LIMIT
+        elif pagination["limit"] > MAX_LEDGER_LIMIT:
+            problems.add(join(join(path, "pagination"), "limit"), "got {}; expected at most {} ledgers per getLedgers "
+                         "request".format(pagination["limit"], MAX_LEDGER_LIMIT))
+    elif pagination["limit"] is None:
+        pagination["limit"] = DEFAULT_LIMIT
     if config["network"] is None:
         config["network"] = inferNetwork(config["rpc_url"])
     for i, f in enumerate(config["filters"]):
@@ -157,15 +192,27 @@ CONFIG_SCHEMA = Schema(
         "start_ledger": Field(Integer(0, MAX_LEDGER), 0, "first ledger; 0: the RPC's latest ledger"),
         "end_ledger": Field(Integer(0, MAX_LEDGER), 0, "last ledger of a backfill; 0: follow forever"),
         "poll_interval": Field(Number(0, 3600), 5.0, "seconds between polls once caught up"),
-        "rpc_method": Field(String(choices=("getEvents",)), "getEvents", "only getEvents"),
+        "rpc_method": Field(
+            String(choices=METHODS),
+            "getEvents",
+            "getEvents (contract events) or getLedgers (whole ledgers: payments, trades and contract events, "
+            "with the GetLedgersRPC processor)",
+        ),
         "filters": Field(ListOf(FILTER_SCHEMA, maxItems=MAX_FILTERS), [], "getEvents filters (OR)"),
-        "pagination": Field(PAGINATION_SCHEMA, {"limit": DEFAULT_LIMIT}, "{limit}"),
+        "pagination": Field(PAGINATION_SCHEMA, {"limit": None}, "{limit}"),
         "xdrFormat": Field(String(choices=("base64", "json")), "base64", "how the RPC encodes XDR"),
         "request_timeout": Field(Number(0, 600, exclusiveMinimum=True), 30.0, "seconds per request, body included"),
         "network": Field(
-            String(validator=passphraseProblem), None, "mainnet, testnet, futurenet or a passphrase; default from rpc_url"
+            String(validator=passphraseProblem),
+            None,
+            "mainnet, testnet, futurenet or a passphrase; default from rpc_url (required with getLedgers, checked "
+            "with getNetwork)",
         ),
-        "on_gap": Field(String(choices=("skip", "stop")), "skip", "when ledgers fell out of RPC retention"),
+        "on_gap": Field(
+            String(choices=("skip", "stop")),
+            "skip",
+            "when ledgers fell out of RPC retention (getLedgers: or the chain breaks)",
+        ),
         "on_checkpoint_mismatch": Field(
             String(choices=("stop", "restart_from_latest")),
             "stop",

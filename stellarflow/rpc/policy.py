@@ -90,13 +90,15 @@ class FailurePolicy:
     @param onGap: C{"skip"} or C{"stop"}: what to do about ledgers no longer kept.
     @param backoff: the source's L{stellarflow.backoff.Backoff}; each retry takes its next delay.
     @param log: the source's L{Logger}, so that these events carry the source's namespace.
+    @param method: the RPC method polled, for messages.
     """
 
-    def __init__(self, endpoint, onGap, backoff, log):
+    def __init__(self, endpoint, onGap, backoff, log, method="getEvents"):
         self.endpoint = endpoint
         self.onGap = onGap
         self.backoff = backoff
         self.log = log
+        self.method = method
 
     def decide(self, failure, requested, cursor):
         """
@@ -110,8 +112,8 @@ class FailurePolicy:
         error = failure.value
         if isinstance(error, InvalidParams):
             return Stop(
-                "the RPC rejected the getEvents parameters (JSON-RPC {}): {}; fix the source "
-                "config (filters, pagination, start_ledger)".format(error.code, error.message)
+                "the RPC rejected the {} parameters (JSON-RPC {}): {}; fix the source "
+                "config (filters, pagination, start_ledger)".format(self.method, error.code, error.message)
             )
         if isinstance(error, LedgerRangeError):
             return self._rangeError(error, requested)
@@ -129,8 +131,9 @@ class FailurePolicy:
             if retryAfter is not None:
                 delay = max(delay, min(retryAfter, MAX_RETRY_AFTER))
             self.log.warn(
-                "getEvents poll of {endpoint} failed ({kind}: {error}); retrying in {delay:.1f}s "
+                "{method} poll of {endpoint} failed ({kind}: {error}); retrying in {delay:.1f}s "
                 "(attempt {attempt})",
+                method=self.method,
                 endpoint=self.endpoint,
                 kind=error.kind,
                 error=str(error),
@@ -145,6 +148,38 @@ class FailurePolicy:
                 delay=delay,
             )
         return Retry(delay)
+
+    def chainBreak(self, first, last, detail):
+        """
+        The chain the source follows broke (ledgers missing, or a ledger that does not follow
+        the hash of the one before: a provider that switched history): ledgers C{first} to
+        C{last} are lost or in doubt.  Logged with the exact ledgers; C{on_gap} decides.
+
+        @param detail: what was found, for the log.
+        @return: L{SkipGap} (go on with the chain as now served) or L{Stop}.
+        """
+        if self.onGap == "stop":
+            self.log.critical(
+                "GAP: the ledger chain from {endpoint} breaks at ledgers {first}-{last}: {detail}; on_gap is 'stop'",
+                endpoint=self.endpoint,
+                first=first,
+                last=last,
+                detail=detail,
+            )
+            return Stop(
+                "the ledger chain breaks at ledgers {}-{} ({}); set on_gap: skip to go on with the chain as the RPC "
+                "serves it now".format(first, last, detail),
+                gap=(first, last),
+            )
+        self.log.warn(
+            "GAP: the ledger chain from {endpoint} breaks at ledgers {first}-{last}: {detail}; what this pipeline "
+            "delivered for them may be LOST or not on the chain. Continuing with the chain as served.",
+            endpoint=self.endpoint,
+            first=first,
+            last=last,
+            detail=detail,
+        )
+        return SkipGap(first, last)
 
     def _rangeError(self, error, requested):
         """

@@ -41,7 +41,8 @@ from stellarflow.rpc.status import SourceStatus
 @implementer(ISource, IStatsProvider)
 class RPCSourceAdapter(SourceStatus):
     """
-    Polls ``getEvents`` and delivers one L{Batch} per page.
+    Polls ``getEvents`` and delivers one L{Batch} per page.  With ``rpc_method: getLedgers``
+    L{fromConfig} builds a L{stellarflow.ledgers.source.GetLedgersSource} instead.
 
     @param client: a L{StellarRPCClient}.
     @param clock: an L{IReactorTime}.
@@ -63,6 +64,10 @@ class RPCSourceAdapter(SourceStatus):
 
     @classmethod
     def fromConfig(cls, config, context):
+        if config["rpc_method"] == "getLedgers":
+            from stellarflow.ledgers.source import GetLedgersSource
+
+            return GetLedgersSource.fromConfig(config, context)
         client = StellarRPCClient.fromReactor(
             context.reactor,
             config["rpc_url"],

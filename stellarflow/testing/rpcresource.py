@@ -3,7 +3,9 @@ The test Stellar RPC server as a C{twisted.web} resource: JSON-RPC 2.0 over HTTP
 
 It answers ``getEvents`` (by the rules of L{stellarflow.testing.getevents}, from the ledgers of
 a L{LedgerModel} and the synthetic events of a L{TrafficGenerator}, or from L{RecordedPages}),
-``getLatestLedger`` and ``getHealth``; it records every request and applies the scripted
+``getLedgers`` (by the rules of L{stellarflow.testing.getledgers}, whole ledgers of a
+L{LedgerChain}: synthetic classic traffic or recorded ledgers), ``getLatestLedger``,
+``getHealth`` and ``getNetwork``; it records every request and applies the scripted
 failures of L{stellarflow.testing.faults}.  L{stellarflow.testing.listening.serve} puts it on a
 port; L{stellarflow.testing.rpcserver} describes what it does like the real server and what it
 simplifies.
@@ -17,9 +19,10 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from stellarflow import positions
-from stellarflow.testing import getevents
+from stellarflow.testing import getevents, getledgers
 from stellarflow.testing.faults import Fault, FaultQueue
 from stellarflow.testing.getevents import RPCError
+from stellarflow.testing.ledgerchain import ZERO, LedgerChain
 from stellarflow.testing.ledgers import (
     DEFAULT_CLOSE_TIME,
     DEFAULT_FIRST_LEDGER,
@@ -71,7 +74,10 @@ class StellarRPCResource(Resource):
     Other keyword arguments configure the ledgers (C{first_ledger}, C{ledger_close_time},
     C{retention}, C{history}; see L{LedgerModel}) and the traffic (C{seed},
     C{events_per_ledger}, C{network_passphrase}, C{accounts}, C{assets}, C{kinds}; see
-    L{TrafficGenerator}).
+    L{TrafficGenerator}).  getLedgers serves a L{LedgerChain} from C{first_ledger}: synthetic
+    classic traffic of C{ledger_transactions} transactions per ledger, or the recorded
+    C{LedgerCloseMeta} bytes of C{ledger_templates} in turn; C{previous_hash} (hex) is the hash
+    before C{first_ledger} (to continue a recorded chain).
 
     Subclasses may override the method handlers (L{getEvents}, L{getLatestLedger},
     L{getHealth}) and L{eventsInLedger}.
@@ -84,7 +90,8 @@ class StellarRPCResource(Resource):
                  network_passphrase=DEFAULT_PASSPHRASE, accounts=None, assets=DEFAULT_ASSETS,
                  kinds=None, recorded=None, default_limit=getevents.DEFAULT_LIMIT,
                  max_limit=getevents.MAX_LIMIT, protocol_version=DEFAULT_PROTOCOL_VERSION,
-                 include_successful=True):
+                 include_successful=True, ledger_transactions=8, ledger_templates=None, previous_hash=None,
+                 ledger_default_limit=getledgers.DEFAULT_LIMIT, ledger_max_limit=getledgers.MAX_LIMIT):
         super().__init__()
         self.clock = clock
         self.seed = seed
@@ -94,6 +101,11 @@ class StellarRPCResource(Resource):
             accounts=accounts, assets=assets, kinds=kinds,
         )
         self.network_passphrase = network_passphrase
+        self.chain = LedgerChain(
+            first_ledger, self.ledgers.closeTime, network_passphrase, seed=seed, templates=ledger_templates,
+            transactions=ledger_transactions, previousHash=bytes.fromhex(previous_hash) if previous_hash else ZERO)
+        self.ledger_default_limit = ledger_default_limit
+        self.ledger_max_limit = ledger_max_limit
         self.recorded = recorded
         self.default_limit = default_limit
         self.max_limit = max_limit
@@ -109,6 +121,8 @@ class StellarRPCResource(Resource):
             "getEvents": self.getEvents,
             "getLatestLedger": self.getLatestLedger,
             "getHealth": self.getHealth,
+            "getLedgers": self.getLedgers,
+            "getNetwork": self.getNetwork,
         }
 
     # -- scripting from tests
@@ -361,6 +375,44 @@ class StellarRPCResource(Resource):
         log.debug("getEvents {start} -> {count} events, cursor {cursor}",
                   start=start, count=len(found), cursor=cursor)
         return b'{"events":[' + events + b"]," + rest[1:]
+
+    def getLedgers(self, params):
+        """
+        The ``getLedgers`` result (JSON bytes) for C{params}; raise L{RPCError} as the real
+        server does (at the tip too: there is no empty page).
+        """
+        request = getledgers.parseLedgersRequest(params)
+        if request.xdr_format == "json":
+            raise RPCError(getevents.INVALID_PARAMS, "the test server does not serve xdrFormat json for getLedgers")
+        ledgers = self.ledgers
+        latest, oldest = ledgers.latest, ledgers.oldest
+        first, last = getledgers.ledgerRange(request, oldest, latest, self.ledger_max_limit,
+                                             self.ledger_default_limit)
+        served = [self.chain.record(n) for n in range(first, last + 1) if n not in self.chain.omitted]
+        if served:
+            cursor = str(served[-1]["sequence"])
+        else:
+            cursor = request.cursor if request.cursor is not None else str(first - 1)
+        log.debug("getLedgers {first}-{last} ({count} ledgers)", first=first, last=last, count=len(served))
+        records = b",".join(_dumps(r) for r in served)
+        rest = _dumps({
+            "latestLedger": latest,
+            "latestLedgerCloseTime": ledgers.closeTime(latest),
+            "oldestLedger": oldest,
+            "oldestLedgerCloseTime": ledgers.closeTime(oldest),
+            "cursor": cursor,
+        })
+        return b'{"ledgers":[' + records + b"]," + rest[1:]
+
+    def getNetwork(self, params):
+        """
+        The ``getNetwork`` result (JSON bytes).
+        """
+        return _dumps({
+            "friendbotUrl": "",
+            "passphrase": self.network_passphrase,
+            "protocolVersion": self.protocol_version,
+        })
 
     def _ledgerView(self):
         if self.recorded is not None:

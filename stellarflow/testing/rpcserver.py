@@ -1,5 +1,6 @@
 """
-A Stellar RPC test server: C{getEvents}, C{getLatestLedger} and C{getHealth} over JSON-RPC.
+A Stellar RPC test server: C{getEvents}, C{getLedgers}, C{getLatestLedger}, C{getHealth} and
+C{getNetwork} over JSON-RPC.
 
 stellarflow's tests, and users trying the daemon offline, point the RPC source at this server
 instead of a real stellar-rpc node::
@@ -25,6 +26,12 @@ Faithful to stellar/stellar-rpc (v23+ response shape, C{methods/get_events.go}):
   - Token events are CAP-67 shaped SAC events from the real SAC contract ids of the network;
     fee events sit at transaction index 0 (before all transactions), like the real ones.
   - A filter of type "diagnostic" is rejected: since v23 diagnostic events are not served.
+
+  - C{getLedgers}: by the rules of L{getledgers} (stellar-rpc's C{methods/get_ledgers.go}):
+    C{startLedger} inclusive or a C{pagination.cursor} (resumes at cursor + 1), limit default 50
+    and at most 200, the tip answered with an error (-32600 for C{startLedger} = latest + 1,
+    -32602 for a cursor at latest) with the real messages; ledgers from L{ledgerchain}, chained
+    by hash, of synthetic classic traffic (L{ledgertraffic}) or recorded ledgers.
 
 Simplified:
   - Events are synthetic (L{traffic}), deterministic for C{(seed, ledger)}; "system" events
@@ -100,6 +107,7 @@ class Options(usage.Options):
         ["history", None, 720, "Ledgers already closed when the server starts.", int],
         ["network", "n", "testnet", "testnet, pubnet, futurenet or a network passphrase."],
         ["accounts", None, None, "Comma-separated G... accounts (default: 5 derived from the seed)."],
+        ["ledger-transactions", None, 8, "Synthetic classic transactions per ledger served by getLedgers.", int],
     ]
 
     optFlags = [["verbose", "v", "Log every getEvents answer (debug level)."]]
@@ -162,6 +170,7 @@ def resourceFromOptions(options, clock):
         accounts=options["accounts"] or None,
         assets=options["assets"] or DEFAULT_ASSETS,
         recorded=recorded,
+        ledger_transactions=options["ledger-transactions"],
     )
 
 
