@@ -389,6 +389,8 @@ class GetLedgersSource(SourceStatus):
         workers do not wait for the network): one page ahead at most.
         """
         self._dropPrefetch()
+        if self._stopping:
+            return  # stopped while delivering (a catch-up reader that rejoined): nothing more
         limit = self._limitFrom(first)
         params = {"pagination": {"cursor": str(first - 1), "limit": limit}}
         self._prefetched = (first, limit, self.client.getLedgers(params))
@@ -505,6 +507,7 @@ class GetLedgersSource(SourceStatus):
         self._end(failure if failure is not None else Failure(RuntimeError(reason)))
 
     def _end(self, result):
+        self._dropPrefetch()  # a page asked for ahead is not wanted any more (nor its error)
         ended, self._ended = self._ended, None
         if ended is not None:
             ended.callback(result) if result is None else ended.errback(result)
