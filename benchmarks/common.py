@@ -165,6 +165,50 @@ def transferMessage(n, sender, receiver=SINK):
     }
 
 
+USDC_ISSUER = "GA5ZSEJYB37JRC5AVCIA5MOP4RHTM335X2KGX3IHOJAPP5RE34K4KZVN"
+
+
+def _operationFields(kind, n, index, operationType):
+    return {
+        "type": kind,
+        "id": "%019d-%010d" % (n << 12, index),
+        "ledger": 3727845 + n // 50,
+        "ledger_closed_at": "2026-07-21T18:01:10Z",
+        "transaction_hash": "%064x" % n,
+        "transaction_index": n % 50,
+        "operation_index": 0,
+        "operation_type": operationType,
+    }
+
+
+def paymentMessage(n, sender, receiver=SINK):
+    """
+    Message C{n} as stellarflow.meta emits a classic path payment (XLM sent, USDC delivered).
+    """
+    message = _operationFields("payment", n, 3 << 30, "path_payment_strict_send")
+    message.update({
+        "from": sender, "to": receiver, "asset_code": "USDC", "asset_issuer": USDC_ISSUER,
+        "amount": "%d.%07d" % divmod(123456789 + n, 10 ** 7), "source_asset_code": "XLM", "source_asset_issuer": None,
+        "source_amount": "%d.%07d" % divmod(987654321 + n, 10 ** 7),
+    })
+    return message
+
+
+def tradeMessage(n, seller, buyer):
+    """
+    Message C{n} as stellarflow.meta emits an order-book trade (USDC sold for XLM).
+    """
+    message = _operationFields("trade", n, 1 << 31, "manage_buy_offer")
+    message.update({
+        "trade_type": "orderbook", "seller": seller, "liquidity_pool_id": None, "offer_id": str(1614872181 + n),
+        "buyer": buyer, "buyer_offer_id": None, "sold_asset_code": "USDC", "sold_asset_issuer": USDC_ISSUER,
+        "sold_amount": "%d.%07d" % divmod(3941098 + n, 10 ** 7), "bought_asset_code": "XLM",
+        "bought_asset_issuer": None, "bought_amount": "%d.%07d" % divmod(42884589 + n, 10 ** 7),
+        "price": {"n": "108813809", "d": "10000000"},
+    })
+    return message
+
+
 def now():
     """Wall-clock seconds (CLOCK_REALTIME): comparable across processes on one machine."""
     return time.time()

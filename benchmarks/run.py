@@ -29,6 +29,7 @@ BENCHMARKS = [
     ("ingest", "benchmarks.ingest"),
     ("postgres", "benchmarks.postgres"),
     ("ledgers", "benchmarks.ledgers"),
+    ("history", "benchmarks.history"),
 ]
 
 #: The goals: (what, metric, comparison, target, unit).
@@ -51,6 +52,9 @@ GOALS = [
      "ledgers/s"),
     ("reactor lag p99 while catching up, 1000 clients", "ledgers.catchup.clients.lag_ms_p99", "<=", 20.0, "ms"),
     ("ledger at the tip: getLedgers answer -> last client, p99", "ledgers.tip.latency_ms_p99", "<=", 1000.0, "ms"),
+    ("PostgreSQL, default batch_size, share of a raw COPY of the same rows", "postgres.default.ratio_to_copy", ">=",
+     0.5, "x"),
+    ("PostgreSQL, 6:2:2 events:payments:trades, share of a raw COPY", "postgres.mix.ratio_to_copy", ">=", 0.5, "x"),
 ]
 
 RESULT_MARK = "BENCHMARK-RESULT "

@@ -1,5 +1,6 @@
 """
-The admin HTTP endpoint: ``/healthz`` and ``/metrics`` (Prometheus text format).
+The admin HTTP endpoint: ``/healthz``, ``/metrics`` (Prometheus text format) and, when a
+pipeline stores its events in PostgreSQL, ``/events`` (L{stellarflow.postgres.endpoint}).
 
 Off unless the config has ``admin:``; bound to 127.0.0.1 by default.  Metrics are read from the
 components at scrape time: a source, consumer or pipeline that provides L{IStatsProvider}
@@ -24,7 +25,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from stellarflow.interfaces import IStatsProvider
+from stellarflow.interfaces import IEventQuerySource, IStatsProvider
 from stellarflow.schema import Field, Integer, Schema, String
 
 log = Logger()
@@ -196,7 +197,26 @@ def adminResource(daemon, maxLag, maxConsumerLag=10):
     root = Resource()
     root.putChild(b"metrics", MetricsResource(registry))
     root.putChild(b"healthz", HealthResource(daemon, maxLag, maxConsumerLag))
+    queries = eventQueries(daemon)
+    if queries:
+        from stellarflow.postgres.endpoint import EventsResource
+
+        root.putChild(b"events", EventsResource(queries))
     return root
+
+
+def eventQueries(daemon):
+    """
+    Pipeline name -> the L{IEventQuery} of its first consumer that serves one (``GET /events``).
+    """
+    queries = {}
+    for pipeline in daemon.pipelines:
+        for _, consumer in pipeline.consumers:
+            if pipeline.name not in queries and IEventQuerySource.providedBy(consumer):
+                query = consumer.eventQuery()
+                if query is not None:
+                    queries[pipeline.name] = query
+    return queries
 
 
 class AdminService(Service):
@@ -226,7 +246,8 @@ class AdminService(Service):
         def listening(port):
             self.listening = port
             self.log.info(
-                "Admin endpoint on http://{host}:{port}/ (/healthz, /metrics)", host=self.host, port=port.getHost().port
+                "Admin endpoint on http://{host}:{port}/ (/healthz, /metrics{events})", host=self.host, port=port.getHost().port,
+                events=", /events" if eventQueries(self.daemon) else "",
             )
 
         def failed(f):

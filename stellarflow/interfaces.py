@@ -198,6 +198,35 @@ class IEventHistory(Interface):
         """
 
 
+class IEventQuerySource(Interface):
+    """
+    A consumer whose stored events can be queried with a WebSocket filter and a range (the
+    admin endpoint's ``GET /events``).
+    """
+
+    def eventQuery():
+        """
+        The L{IEventQuery} of this consumer's store, or C{None} when it is not to be served:
+        one instance, closed when the consumer stops.
+        """
+
+
+class IEventQuery(Interface):
+    """
+    Stored events read with a WebSocket filter and a range, in id order, a page at a time.
+    """
+
+    pipeline = Attribute("The pipeline whose events are read.")
+    maxLimit = Attribute("The largest page served.")
+
+    def page(filters, after=None, fromLedger=None, toLedger=None, since=None, until=None, limit=100):
+        """
+        A Deferred firing with a page (C{events}: C{[(id, message JSON bytes)]} in id order,
+        C{next}: the id to pass as C{after} for the next page or C{None}, C{stored_through}:
+        the position up to which every event is stored).
+        """
+
+
 class IClientConnection(Interface):
     """
     What a client's session (L{stellarflow.websocket.session.Session}) needs from its WebSocket

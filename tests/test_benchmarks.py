@@ -17,7 +17,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
-from benchmarks import fanout, ingest, latency, memory, postgres, run
+from benchmarks import fanout, history, ingest, latency, memory, postgres, run
 from benchmarks.children import spawnCommand
 from benchmarks.clients import compiledClient
 from benchmarks.common import account, median, percentile, summarise, transferMessage
@@ -263,6 +263,18 @@ class BenchmarkSmokeTests(TestCase):
         result = yield postgres.measure(reactor, events=60, events_batch_1=10, page=20, repeats=1, dsn=testDSN())
         self.check(postgres, result)
         self.assertEqual(result["metrics"]["postgres.batch_1.batch_size"], 1)
+        self.assertGreater(result["metrics"]["postgres.default.ratio_to_copy"], 0)
+        self.assertGreater(result["metrics"]["postgres.mix.copy_events_per_s"], 0)
+
+    @defer.inlineCallbacks
+    def test_history(self):
+        from stellarflow.postgres.testing import connect, testDSN
+
+        connect().close()  # skips (or fails under CI) without a server
+        result = yield history.measure(reactor, stored=500, accounts=10, requests=5, limit=20, chunk=200, dsn=testDSN())
+        self.check(history, result)
+        self.assertEqual(result["runs"]["first_page"]["events_per_page_min"], 20)
+        self.assertEqual(result["runs"]["middle_page"]["events_per_page_min"], 20)
 
 
 

@@ -69,6 +69,54 @@ def message(n, **overrides):
     return m
 
 
+#: A classic path payment and a trade, as stellarflow.meta.messages makes them.
+PAYMENT_MESSAGE = {
+    "type": "payment",
+    "id": "%019d-%010d" % (3727846 << 32 | 2 << 12, 3 << 30),
+    "ledger": 3727846,
+    "ledger_closed_at": "2026-07-21T18:01:15Z",
+    "transaction_hash": "b7%062d" % 1,
+    "transaction_index": 2,
+    "operation_index": 0,
+    "operation_type": "path_payment_strict_send",
+    "memo_type": "text",
+    "memo": "rent\tmay",
+    "from": "GAFROM",
+    "from_muxed": "MAFROM",
+    "from_muxed_id": "42",
+    "to": "GBTO",
+    "asset_code": "USDC",
+    "asset_issuer": "GA5ZSEJYB37JRC5AVCIA5MOP4RHTM335X2KGX3IHOJAPP5RE34K4KZVN",
+    "amount": "10.5000000",
+    "source_asset_code": "XLM",
+    "source_asset_issuer": None,
+    "source_amount": "100.0000000",
+}
+TRADE_MESSAGE = {
+    "type": "trade",
+    "id": "%019d-%010d" % (3727846 << 32 | 2 << 12, 1 << 31),
+    "ledger": 3727846,
+    "ledger_closed_at": "2026-07-21T18:01:15Z",
+    "transaction_hash": "b7%062d" % 1,
+    "transaction_index": 2,
+    "operation_index": 0,
+    "operation_type": "path_payment_strict_send",
+    "trade_type": "orderbook",
+    "seller": "GSELLER",
+    "liquidity_pool_id": None,
+    "offer_id": 123456789012,
+    "buyer": "GAFROM",
+    "buyer_offer_id": None,
+    "sold_asset_code": "USDC",
+    "sold_asset_issuer": "GA5ZSEJYB37JRC5AVCIA5MOP4RHTM335X2KGX3IHOJAPP5RE34K4KZVN",
+    "sold_amount": "10.5000000",
+    "bought_asset_code": "XLM",
+    "bought_asset_issuer": None,
+    "bought_amount": "100.0000000",
+    "price": {"n": "200", "d": "21"},
+}
+
+
 def batch(numbers, cursor=True, **overrides):
     messages = [message(n, **overrides) for n in numbers]
     position = None

@@ -136,13 +136,33 @@ class BatchingTests(ClockTestCase):
 
     def test_bigBatchWrittenWhole(self):
         """
-        A batch larger than C{batch_size} is one transaction of several C{INSERT}s.
+        A batch larger than C{batch_size} is one transaction of one C{COPY}.
         """
         consumer = self.consumer(batch_size=3, flush_interval=0)
         consumer.consume(batch(range(10)))
         [transaction] = self.keeper.transactions
-        inserts = [sql for sql, _ in transaction.cursor.statements if b"(id, ledger" in sql]
-        self.assertEqual(len(inserts), 4)
+        copies = [sql for sql, _ in transaction.cursor.statements if sql.startswith(b"COPY")]
+        self.assertEqual(len(copies), 1)
+        self.keeper.commit()
+        self.assertStored(range(10))
+
+    def test_renderedAheadOfTheirFlush(self):
+        """
+        While a flush is in the database, the batches that arrive are rendered at once, in the
+        reactor thread, up to about two flushes' worth of rows; the rest when their turn comes.
+        """
+        consumer = self.consumer(batch_size=4, flush_interval=0)
+        acks = [consumer.consume(batch(range(4 * i, 4 * i + 4))) for i in range(5)]
+        self.assertEqual(len(self.keeper.transactions), 1)
+        queued = list(consumer._queue)
+        self.assertEqual([e.rendered is not None for e in queued], [True, True, False, False])
+        self.keeper.commit()
+        self.assertEqual([e.rendered is not None for e in consumer._queue], [True, True, False])
+        for _ in range(4):
+            self.keeper.commit()
+        for d in acks:
+            self.successResultOf(d)
+        self.assertStored(range(20))
 
     def test_noFlushWhileDisconnected(self):
         consumer = self.consumer(connect=False, flush_interval=0)
@@ -260,14 +280,18 @@ class FailureTests(ClockTestCase):
 
     def test_renderedOnce(self):
         """
-        Messages are rendered as SQL once, even when their flush is written again.
+        Messages are rendered once, even when their flush is written again.
         """
         consumer = self.consumer(flush_interval=0)
+        rendered = []
+        render = consumer.writer.render
+        consumer.writer.render = lambda messages: rendered.append(len(messages)) or render(messages)
         consumer.consume(batch([1, 2]))
         self.keeper.lose()
         self.keeper.connect()
         self.keeper.commit()
-        self.assertEqual(len(self.database.rendered), 2)
+        self.assertEqual(rendered, [2])
+        self.assertStored([1, 2])
 
     def test_connectionFailureLogged(self):
         consumer = self.consumer(connect=False)

@@ -17,17 +17,22 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from stellarflow.batch import Batch
+from stellarflow.events.network import PUBLIC
 from stellarflow.events.processor import GetEventsRPC
 from stellarflow.interfaces import IEventHistory
+from stellarflow.meta import ledgerMessages
 from stellarflow.positions import before
 from stellarflow.postgres.history import HistoryUnavailable, PostgresHistory, formatTime, messageFromRow
 from stellarflow.postgres.rows import toRow
 from stellarflow.postgres.schema import TableNames
 from stellarflow.postgres.testing import TemporarySchema, closedPort, waitUntil
+from stellarflow.testing.ledgerfiles import fixtureLedgers
 from stellarflow.testing.rpcserver import StellarRPCResource
 from stellarflow.websocket.messages import encode
 
 FIRST_LEDGER = 7000
+#: A recorded pubnet ledger with payments and trades.
+PUBNET_LEDGER = "galexie-pubnet-53312000.xdr.zstd"
 
 
 def trafficMessages(ledgers=range(FIRST_LEDGER, FIRST_LEDGER + 40), seed=11):
@@ -98,6 +103,28 @@ class HistoryTests(TestCase):
             self.assertEqual(json.loads(payload), message)
         kinds = {m.get("event_type") for m in self.messages}
         self.assertTrue({"transfer", "fee", None} <= kinds, kinds)
+
+    @inlineCallbacks
+    def test_paymentsAndTradesReplayed(self):
+        """
+        Payments and trades (stored in their own tables) are replayed with the contract events,
+        in id order, as the bytes streamed live; counted too.
+        """
+        ledger = ledgerMessages(fixtureLedgers(PUBNET_LEDGER)[0], PUBLIC)
+        self.assertEqual({m["type"] for m in ledger}, {"payment", "trade"})
+        mixed = sorted(self.messages + ledger, key=lambda m: m["id"])
+        yield self.store(mixed)
+        stored = self.db.query("SELECT count(*) FROM {schema}.stellar_events_trades")
+        self.assertEqual(stored, [(sum(m["type"] == "trade" for m in ledger),)])
+        ids = [m["id"] for m in mixed]
+        events, complete = yield self.readAll(before(ids[0]), ids[-1])
+        self.assertTrue(complete)
+        self.assertEqual([i for i, _ in events], ids)
+        self.assertEqual([payload for _, payload in events], [encode(m) for m in mixed])
+        count = yield self.history.count(before(ids[0]), ids[-1], 10 ** 6)
+        self.assertEqual(count, len(mixed))
+        oldest = yield self.history.oldest()
+        self.assertEqual(oldest, ids[0])
 
     @inlineCallbacks
     def test_boundsAndCount(self):

@@ -6,6 +6,7 @@ L{stellarflow.postgres.testing} for the server used and the skip rule).
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
+from stellarflow.postgres.rows import TABLES
 from stellarflow.postgres.schema import MIGRATIONS, Migration, TableNames, latestVersion, migrate
 from stellarflow.postgres.testing import TemporarySchema, connect
 
@@ -46,7 +47,14 @@ class MigrateTests(TestCase):
         self.assertEqual(migrateNow(self.names), ALL)
         self.assertEqual(
             self.tables(),
-            ["stellar_events", "stellar_events_checkpoints", "stellar_events_rejected", "stellarflow_migrations"],
+            [
+                "stellar_events",
+                "stellar_events_checkpoints",
+                "stellar_events_payments",
+                "stellar_events_rejected",
+                "stellar_events_trades",
+                "stellarflow_migrations",
+            ],
         )
         indexes = {
             r[0]: r[1]
@@ -55,7 +63,9 @@ class MigrateTests(TestCase):
                 (self.db.name,),
             )
         }
-        self.assertIn("gin (account_ids)", indexes["stellar_events_accounts_idx"])
+        self.assertNotIn("stellar_events_accounts_idx", indexes)  # replaced in version 3
+        self.assertIn("gin (accounts)", indexes["stellar_events_involved_idx"])
+        self.assertIn("gin (assets)", indexes["stellar_events_assets_idx"])
         self.assertIn("(asset_code, asset_issuer, ledger_closed_at)", indexes["stellar_events_asset_time_idx"])
         self.assertIn("(ledger)", indexes["stellar_events_ledger_idx"])
         self.assertIn("(contract_id, ledger)", indexes["stellar_events_contract_idx"])
@@ -71,6 +81,30 @@ class MigrateTests(TestCase):
         self.assertEqual(types["account_ids"], "ARRAY")
         self.assertEqual(types["ledger_closed_at"], "timestamp with time zone")
         self.assertEqual(types["message"], "text")
+        self.assertEqual(types["accounts"], "ARRAY")
+        self.assertEqual(types["two_party"], "boolean")
+        for table in ("stellar_events_payments", "stellar_events_trades"):
+            indexes = self.db.query(
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s", (self.db.name, table)
+            )
+            definitions = " ".join(r[0] for r in indexes)
+            for fragment in ("(id)", "gin (accounts)", "gin (assets)", "(ledger_closed_at)"):
+                self.assertIn(fragment, definitions)
+
+    def test_everyColumnWritten(self):
+        """
+        Each message table has exactly the columns its rows are written with (and
+        ``inserted_at``): a migration and L{stellarflow.postgres.rows} agree.
+        """
+        migrateNow(self.names)
+        for table in TABLES:
+            columns = self.db.query(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+                (self.db.name, "stellar_events" + table.suffix),
+            )
+            self.assertEqual(
+                sorted(r[0] for r in columns), sorted([name for name, _, _ in table.columns] + ["inserted_at"])
+            )
 
     def test_twice(self):
         """
@@ -121,7 +155,7 @@ class MigrateTests(TestCase):
         names = TableNames("stellar_events", self.db.name + "_new")
         self.addCleanup(self.db.execute, "DROP SCHEMA IF EXISTS {} CASCADE".format(names.schema))
         self.assertEqual(migrateNow(names), ALL)
-        self.assertEqual(self.db.query("SELECT count(*) FROM pg_tables WHERE schemaname = %s", (names.schema,)), [(4,)])
+        self.assertEqual(self.db.query("SELECT count(*) FROM pg_tables WHERE schemaname = %s", (names.schema,)), [(6,)])
 
     def test_consumersMigrateConcurrently(self):
         """

@@ -7,6 +7,7 @@ from stellarflow.postgres import dsn as dsnlib
 from stellarflow.schema import Boolean, Field, Integer, Number, Schema, String, join
 
 DEFAULT_TABLE = "stellar_events"
+HISTORY_ENDPOINTS = ("admin", "off")
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
@@ -55,6 +56,15 @@ CONFIG_SCHEMA = Schema(
             Number(0, exclusiveMinimum=True),
             60.0,
             "seconds a transaction may take before the connection is presumed dead",
+        ),
+        "history_endpoint": Field(
+            String(choices=HISTORY_ENDPOINTS),
+            "admin",
+            "serve GET /events (stored events by WebSocket filter and range) on the admin port, or not (off)",
+        ),
+        "history_max_limit": Field(Integer(1, 10000), 1000, "largest page GET /events answers with"),
+        "history_statement_timeout": Field(
+            Number(0, exclusiveMinimum=True), 10.0, "seconds a GET /events query may run before it is cancelled"
         ),
         "store_message": Field(
             Boolean(),

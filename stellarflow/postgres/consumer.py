@@ -33,13 +33,15 @@ from stellarflow.interfaces import (
     IConnectionListener,
     IConsumer,
     IEventHistorySource,
+    IEventQuerySource,
     IStatsProvider,
 )
 from stellarflow.postgres import dsn as dsnlib
 from stellarflow.postgres import rows as rowlib
 from stellarflow.postgres.config import CONFIG_SCHEMA, DEFAULT_TABLE
 from stellarflow.postgres.history import PostgresHistory
-from stellarflow.postgres.keeper import ConnectionKeeper, DatabaseUnavailable
+from stellarflow.postgres.keeper import DatabaseUnavailable, ThreadedConnectionKeeper
+from stellarflow.postgres.query import EventQuery
 from stellarflow.postgres.schema import TableNames, migrate
 from stellarflow.postgres.writer import ROW_ERRORS, EventWriter
 
@@ -52,8 +54,8 @@ __all__ = ["SaveToPostgreSQL", "DatabaseUnavailable", "DEFAULT_TABLE"]
 @attr.s(slots=True, eq=False)
 class _Entry:
     """
-    One pipeline batch held by the consumer; C{rendered}: its messages as SQL (a
-    L{stellarflow.postgres.writer.Rendered}) from the first attempt to write them.
+    One pipeline batch held by the consumer; C{rendered}: its messages as COPY rows (a
+    L{stellarflow.postgres.writer.Rendered}), rendered once, ahead of their flush.
     """
 
     batch = attr.ib()
@@ -64,7 +66,7 @@ class _Entry:
 
 
 @provider(IComponentFactory)
-@implementer(IConsumer, ICheckpointStore, IEventHistorySource, IStatsProvider, IConnectionListener)
+@implementer(IConsumer, ICheckpointStore, IEventHistorySource, IEventQuerySource, IStatsProvider, IConnectionListener)
 class SaveToPostgreSQL:
     """
     Writes event messages to PostgreSQL and keeps the pipeline's checkpoint there.
@@ -78,7 +80,7 @@ class SaveToPostgreSQL:
     @param backoff: a L{Backoff} for reconnecting (tests pass a fast one).
     @param secrets: extra strings to scrub from logged error text (the DSN's password always is).
     @param keeper: the L{IConnectionKeeper} to write through (tests pass a fake); by default a
-        L{ConnectionKeeper} of C{dsn} that migrates the schema on every connection.
+        L{ThreadedConnectionKeeper} of C{dsn} that migrates the schema on every connection.
 
     @ivar pending: events accepted and not yet committed.
     @ivar inserted: rows inserted so far; C{duplicates}: rows already present; C{rejected}: rows
@@ -103,6 +105,9 @@ class SaveToPostgreSQL:
             connect_timeout=config["connect_timeout"],
             query_timeout=config["query_timeout"],
             store_message=config["store_message"],
+            history_endpoint=config["history_endpoint"],
+            history_max_limit=config["history_max_limit"],
+            history_statement_timeout=config["history_statement_timeout"],
             secrets=[config["password"]] if config["password"] else (),
         )
 
@@ -119,6 +124,9 @@ class SaveToPostgreSQL:
         connect_timeout=10.0,
         query_timeout=60.0,
         store_message=True,
+        history_endpoint="admin",
+        history_max_limit=1000,
+        history_statement_timeout=10.0,
         backoff=None,
         secrets=(),
         keeper=None,
@@ -133,11 +141,15 @@ class SaveToPostgreSQL:
         self.connectTimeout = connect_timeout
         self.queryTimeout = query_timeout
         self.storeMessage = store_message
+        self.historyEndpoint = history_endpoint
+        self.historyMaxLimit = history_max_limit
+        self.historyStatementTimeout = history_statement_timeout
+        self._query = None
         self.where = dsnlib.describe(dsn)
         self._historySecrets = tuple(secrets)
         self._secrets = tuple(s for s in tuple(secrets) + dsnlib.secretsOf(dsn) if s)
         if keeper is None:
-            keeper = ConnectionKeeper(
+            keeper = ThreadedConnectionKeeper(
                 reactor,
                 dsn,
                 prepare=functools.partial(migrate, names=self.names),
@@ -156,6 +168,8 @@ class SaveToPostgreSQL:
         self.duplicates = 0
         self.rejected = 0
         self._queue = collections.deque()
+        self._ahead = collections.deque()  # admitted entries not rendered yet, in order
+        self._renderedRows = 0  # rows rendered and queued (not in a flush)
         self._parked = collections.deque()
         self._flushing = None
         self._flushTimer = None
@@ -185,6 +199,26 @@ class SaveToPostgreSQL:
                 secrets=self._historySecrets,
             )
         return self._history
+
+    def eventQuery(self):
+        """
+        The store read with WebSocket filters and ranges (an L{IEventQuery}) for ``GET /events``,
+        on a connection of its own; C{None} with C{history_endpoint: off}.
+        """
+        if self.historyEndpoint == "off":
+            return None
+        if self._query is None:
+            self._query = EventQuery(
+                self.reactor,
+                self.dsn,
+                self.names,
+                self.pipeline,
+                statementTimeout=self.historyStatementTimeout,
+                maxLimit=self.historyMaxLimit,
+                connectTimeout=self.connectTimeout,
+                secrets=self._historySecrets,
+            )
+        return self._query
 
     @property
     def ready(self):
@@ -258,6 +292,8 @@ class SaveToPostgreSQL:
         yield self.keeper.stop()
         if self._history is not None:
             self._history.close()
+        if self._query is not None:
+            self._query.close()
 
     # -- IConnectionListener: the keeper's news, logged with what is held ----------
 
@@ -323,8 +359,21 @@ class SaveToPostgreSQL:
     def _admit(self, entry):
         entry.arrived = self.reactor.seconds()
         self._queue.append(entry)
+        self._ahead.append(entry)
         self.pending += entry.count
         self._schedule()
+        self._renderAhead()
+
+    def _renderAhead(self):
+        """
+        Render queued batches, in order, until about two flushes' worth of rows are ready: the
+        reactor thread does it while the database works on the flush in flight.
+        """
+        limit = 2 * self.batchSize
+        while self._ahead and self._renderedRows < limit:
+            entry = self._ahead.popleft()
+            entry.rendered = self.writer.render(entry.batch.messages)
+            self._renderedRows += entry.count
 
     def _admitParked(self, force=False):
         while self._parked and (force or not self.pending or self.pending + self._parked[0].count <= self.maxPending):
@@ -359,9 +408,16 @@ class SaveToPostgreSQL:
             entry = self._queue.popleft()
             entries.append(entry)
             rows += entry.count
+            if entry.rendered is None:
+                if self._ahead and self._ahead[0] is entry:
+                    self._ahead.popleft()
+                entry.rendered = self.writer.render(entry.batch.messages)
+            else:
+                self._renderedRows -= entry.count
         self._flushing = entries
         d = self._write(entries)
         d.addCallbacks(self._flushed, self._flushFailed, callbackArgs=(entries,), errbackArgs=(entries,))
+        self._renderAhead()
 
     @inlineCallbacks
     def _write(self, entries):
@@ -378,13 +434,11 @@ class SaveToPostgreSQL:
 
     def _transaction(self, cursor, entries, careful):
         """
-        The flush transaction: render what was not yet, then let the writer write it all, with
-        the newest cursor of C{entries} as the checkpoint.
+        The flush transaction (in the writer's thread): the writer writes the rendered
+        C{entries}, with the newest cursor of C{entries} as the checkpoint.
         """
         position = None
         for entry in entries:
-            if entry.rendered is None:
-                entry.rendered = self.writer.render(cursor, entry.batch.messages)
             if entry.batch.cursor is not None:
                 position = entry.batch.cursor
         return self.writer.write(cursor, [entry.rendered for entry in entries], position, careful)
@@ -417,6 +471,7 @@ class SaveToPostgreSQL:
     def _flushFailed(self, failure, entries):
         self._flushing = None
         self._queue.extendleft(reversed(entries))
+        self._renderedRows += sum(e.count for e in entries)
         # A connection problem already cost the connection (the keeper rebuilds it); anything
         # else costs it too, so that a persistent failure is retried with backoff, not in a loop.
         self.keeper.reconnect(failure)

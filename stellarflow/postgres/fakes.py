@@ -2,8 +2,9 @@
 In-memory stand-ins for what the PostgreSQL consumer runs on, for unit tests on a
 C{twisted.internet.task.Clock}: a L{FakeKeeper} (an L{IConnectionKeeper} whose connection and
 transactions the test drives) and a L{FakeCursor} over a L{FakeDatabase} that understands the
-statements of L{stellarflow.postgres.writer.EventWriter}: multi-row inserts with
-``ON CONFLICT (id) DO NOTHING``, savepoints, dead letters and checkpoints.
+statements of L{stellarflow.postgres.writer.EventWriter}: ``COPY`` into the message tables
+(refused whole when a row is already stored) and into the staging tables, the staged
+``INSERT ... ON CONFLICT (id) DO NOTHING``, savepoints, dead letters and checkpoints.
 
 A transaction's changes reach the L{FakeDatabase} only when it commits, and a statement the
 database refuses aborts the transaction (as PostgreSQL does) until a rollback to a savepoint,
@@ -15,6 +16,7 @@ import re
 
 import attr
 import psycopg2
+import psycopg2.errors
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from zope.interface import implementer
 
@@ -23,12 +25,24 @@ from stellarflow.interfaces import IConnectionKeeper
 from stellarflow.postgres.keeper import DatabaseUnavailable
 
 _TOKEN = re.compile(rb"\x1e(\d+)\x1f")
+_ESCAPES = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\r": "\r"}
+_ESCAPE = re.compile(r"\\[\\tnr]")
+
+
+def _uncopy(text):
+    """
+    One value of a COPY text line: C{None} for ``\\N``, else the text unescaped.
+    """
+    if text == "\\N":
+        return None
+    return _ESCAPE.sub(lambda m: _ESCAPES[m.group(0)], text)
 
 
 class FakeDatabase:
     """
-    Committed state: C{rows} (id -> row tuple), C{deadLetters} (id -> (pipeline, error, message
-    text)), C{checkpoints} (pipeline -> cursor).
+    Committed state: C{rows} (id -> row tuple, of any message table: the row as COPY sent it,
+    text or C{None} per column), C{deadLetters} (id -> (pipeline, error, message text)),
+    C{checkpoints} (pipeline -> cursor).
 
     @param refuse: C{refuse(row)} returns why the database refuses an events row (a
         C{psycopg2.DataError} is raised for the statement), or C{None}.
@@ -60,6 +74,7 @@ class FakeCursor:
         self._rows = {}
         self._deadLetters = {}
         self._checkpoints = {}
+        self._stage = []
         self._savepoints = []
         self._results = []
 
@@ -72,6 +87,38 @@ class FakeCursor:
 
     def fetchall(self):
         return self._results
+
+    def copy_expert(self, sql, file, size=8192):
+        """
+        C{COPY <table> (...) FROM STDIN}: into a message table (refused whole, like PostgreSQL,
+        when a row is refused or already stored) or into a staging table.
+        """
+        try:
+            self._copy(sql if isinstance(sql, bytes) else sql.encode(), file.read())
+        except psycopg2.Error as e:
+            return fail(e)
+        return succeed(None)
+
+    def _copy(self, sql, data):
+        self.statements.append((sql, data))
+        if self.aborted:
+            raise psycopg2.InternalError("current transaction is aborted")
+        rows = [tuple(_uncopy(v) for v in line.split("\t")) for line in data.decode("utf-8").splitlines()]
+        for row in rows:
+            reason = self.database.refuse(row)
+            if reason is not None:
+                self.aborted = True
+                raise psycopg2.DataError(reason)
+        if b"pg_temp." in sql:
+            self._stage.extend(rows)
+            self.rowcount = len(rows)
+            return
+        for row in rows:
+            if row[0] in self._rows or row[0] in self.database.rows:
+                self.aborted = True
+                raise psycopg2.errors.UniqueViolation("duplicate key value violates unique constraint")
+            self._rows[row[0]] = row
+        self.rowcount = len(rows)
 
     def execute(self, sql, params=None):
         try:
@@ -90,12 +137,15 @@ class FakeCursor:
     def _one(self, sql, params):
         rendered = [self.database.rendered[int(n)] for n in _TOKEN.findall(sql)]
         if sql.startswith(b"SAVEPOINT"):
-            self._savepoints.append((dict(self._rows), dict(self._deadLetters), dict(self._checkpoints)))
+            self._savepoints.append(
+                (dict(self._rows), dict(self._deadLetters), dict(self._checkpoints), list(self._stage))
+            )
         elif sql.startswith(b"RELEASE SAVEPOINT"):
             self._savepoints.pop()
         elif sql.startswith(b"ROLLBACK TO SAVEPOINT"):
-            rows, deadLetters, checkpoints = self._savepoints[-1]
+            rows, deadLetters, checkpoints, stage = self._savepoints[-1]
             self._rows, self._deadLetters, self._checkpoints = dict(rows), dict(deadLetters), dict(checkpoints)
+            self._stage = list(stage)
             self.aborted = False
         elif sql.startswith(b"INSERT INTO") and b"(id, pipeline, error, message)" in sql:
             for key, pipeline, error, text in rendered:
@@ -103,18 +153,16 @@ class FakeCursor:
                     self._deadLetters.setdefault(key, (pipeline, error, text))
         elif sql.startswith(b"INSERT INTO") and b"_checkpoints" in sql:
             self._checkpoints[params[0]] = params[1]
-        elif sql.startswith(b"INSERT INTO"):
-            self._insert(rendered)
+        elif sql.startswith(b"WITH moved AS (DELETE FROM pg_temp."):
+            staged, self._stage = self._stage, []
+            self._insert(staged)
+        elif sql.startswith(b"CREATE TEMPORARY TABLE"):
+            pass
         elif sql.startswith(b"SELECT cursor FROM"):
             position = self._checkpoints.get(params[0], self.database.checkpoints.get(params[0]))
             self._results = [(position,)] if position is not None else []
 
     def _insert(self, rows):
-        for row in rows:
-            reason = self.database.refuse(row)
-            if reason is not None:
-                self.aborted = True
-                raise psycopg2.DataError(reason)
         inserted = 0
         for row in rows:
             if row[0] not in self._rows and row[0] not in self.database.rows:

@@ -2,9 +2,9 @@
 The events table read back in id order: the durable history that WebSocket clients resume from
 when their position is older than the server's in-memory window.
 
-Reads are paged (``WHERE id > %s ORDER BY id LIMIT n``: a walk along the primary key, which the
-planner picks even before the table has statistics; rows past the requested end are dropped
-here) on a connection of their own (a L{ConnectionKeeper} of single statements, opened on
+Reads are paged (``WHERE id > %s ORDER BY id LIMIT n`` on each message table, events,
+payments and trades, merged here: a walk along each primary key, which the planner picks even
+before the tables have statistics; rows past the requested end are dropped here) on a connection of their own (a L{ConnectionKeeper} of single statements, opened on
 demand: a read while the server is unreachable fails rather than waits), so a replay never waits
 behind the consumer's writes, nor they behind it.  Each event comes back as the exact bytes the WebSocket server streamed: the ``message``
 column (schema version 2).  Rows written before that version are rebuilt from their columns
@@ -25,6 +25,7 @@ from zope.interface import implementer
 from stellarflow.interfaces import IEventHistory
 from stellarflow.message import seal
 from stellarflow.postgres import dsn as dsnlib
+from stellarflow.postgres import rows as rowlib
 from stellarflow.postgres.keeper import ConnectionKeeper, DatabaseUnavailable
 
 
@@ -38,7 +39,7 @@ class HistoryUnavailable(Exception):
 _POSITION_PATTERN = "^[0-9]{19}-[0-9]{10}$"
 
 #: Columns a row written before the ``message`` column is rebuilt from, in message key order.
-_LEGACY_COLUMNS = (
+LEGACY_COLUMNS = (
     "id", "ledger", "ledger_closed_at", "transaction_hash", "contract_id", "operation_index",
     "transaction_index", "in_successful_contract_call", "event_kind", "type", "topics", "data",
     "event_type", "from_account", "to_account", "account_ids", "asset_code", "asset_issuer",
@@ -71,7 +72,7 @@ def formatTime(value):
 def messageFromRow(row):
     """
     Rebuild the message of a row written before schema version 2 (C{row} in
-    L{_LEGACY_COLUMNS} order), in the processor's key order.
+    L{LEGACY_COLUMNS} order), in the processor's key order.
 
     Best effort: the columns do not keep everything.  ``ledger_closed_at`` comes back in the
     RPC's usual ``...T18:01:10Z`` form, and objects inside ``topics``/``data`` in JSONB's key
@@ -127,27 +128,37 @@ class PostgresHistory:
         self.keeper = keeper
         self.where = dsnlib.describe(dsn)
         self._secrets = tuple(s for s in tuple(secrets) + dsnlib.secretsOf(dsn) if s)
-        events, rejected = names.events, names.rejected
-        self._oldestSQL = (
-            "SELECT least("
-            "(SELECT id FROM {e} WHERE id ~ %(p)s ORDER BY id LIMIT 1), "
-            "(SELECT id FROM {r} WHERE pipeline = %(pipeline)s AND id ~ %(p)s ORDER BY id LIMIT 1))"
-        ).format(e=events, r=rejected)
-        # Among the first `limit` ids after `after`, those up to `upto`: min(limit, the count).
+        rejected = names.rejected
+        tables = [names.message(table) for table in rowlib.TABLES]
+        self._oldestSQL = "SELECT least({}, {})".format(
+            ", ".join("(SELECT id FROM {} WHERE id ~ %(p)s ORDER BY id LIMIT 1)".format(t) for t in tables),
+            "(SELECT id FROM {} WHERE pipeline = %(pipeline)s AND id ~ %(p)s ORDER BY id LIMIT 1)".format(rejected),
+        )
+        # Among the first `limit` ids after `after` of each table, those up to `upto`.
         self._countSQL = (
-            "SELECT (SELECT count(*) FROM (SELECT id FROM {e} WHERE id > %(after)s "
-            "ORDER BY id LIMIT %(limit)s) s WHERE s.id <= %(upto)s), "
-            "(SELECT count(*) FROM {r} WHERE pipeline = %(pipeline)s AND id > %(after)s AND id <= %(upto)s)"
-        ).format(e=events, r=rejected)
-        # The page, the dead letters in its range, and the checkpoint (the row with a NULL id).
-        self._pageSQL = (
-            "(SELECT id, message FROM {e} WHERE id > %(after)s ORDER BY id LIMIT %(limit)s) "
-            "UNION ALL (SELECT id, message FROM {r} WHERE pipeline = %(pipeline)s AND id > %(after)s "
-            "AND id <= %(upto)s ORDER BY id LIMIT %(limit)s) "
-            "UNION ALL (SELECT NULL, cursor FROM {c} WHERE pipeline = %(pipeline)s)"
-        ).format(e=events, r=rejected, c=names.checkpoints)
+            "SELECT {}, (SELECT count(*) FROM {} WHERE pipeline = %(pipeline)s AND id > %(after)s "
+            "AND id <= %(upto)s)"
+        ).format(
+            " + ".join(
+                "(SELECT count(*) FROM (SELECT id FROM {} WHERE id > %(after)s ORDER BY id LIMIT %(limit)s) s "
+                "WHERE s.id <= %(upto)s)".format(t)
+                for t in tables
+            ),
+            rejected,
+        )
+        # The page of each table, the dead letters in its range, and the checkpoint (the row
+        # with a NULL id).
+        self._pageSQL = " UNION ALL ".join(
+            ["(SELECT id, message FROM {} WHERE id > %(after)s ORDER BY id LIMIT %(limit)s)".format(t) for t in tables]
+            + [
+                "(SELECT id, message FROM {} WHERE pipeline = %(pipeline)s AND id > %(after)s "
+                "AND id <= %(upto)s ORDER BY id LIMIT %(limit)s)".format(rejected),
+                "(SELECT NULL, cursor FROM {} WHERE pipeline = %(pipeline)s)".format(names.checkpoints),
+            ]
+        )
+        events = names.events
         self._legacySQL = "SELECT {} FROM {} WHERE id = ANY(%s) ORDER BY id".format(
-            ", ".join(_LEGACY_COLUMNS), events
+            ", ".join(LEGACY_COLUMNS), events
         )
 
     def __repr__(self):

@@ -23,6 +23,7 @@ from stellarflow.backoff import Backoff
 from stellarflow.compat.txpostgres import Connection, closeQuietly, isOpen
 from stellarflow.interfaces import IConnectionKeeper
 from stellarflow.postgres import dsn as dsnlib
+from stellarflow.postgres.threaded import ThreadedConnection
 
 
 class DatabaseUnavailable(Exception):
@@ -120,9 +121,9 @@ class ConnectionKeeper:
         self._retryCall = None
         conn, self._conn = self._conn, None
         if conn is not None:
-            closeQuietly(conn)
+            self._close(conn)
         if self._attempt is not None:
-            closeQuietly(self._attempt)
+            self._close(self._attempt)
         self._failWaiters(None, stopped=True)
         return succeed(None)
 
@@ -169,13 +170,38 @@ class ConnectionKeeper:
         """
         C{work(cursor, *args)} on C{conn}, in a transaction unless the keeper runs single
         statements, the whole bounded by C{queryTimeout}.
-
-        Unlike txpostgres' C{runInteraction}, a rollback on a dead connection is not logged as
-        an unhandled error.
         """
         if transactional is None:
             transactional = self.transactional
         timer = self.reactor.callLater(self.queryTimeout, self._timedOut, conn, transactional)
+        try:
+            return (yield self._perform(conn, work, args, transactional))
+        except Exception:
+            if timer.called:
+                raise DatabaseUnavailable(
+                    "PostgreSQL at {} did not finish a {} within {}s".format(
+                        self.where, "transaction" if transactional else "query", self.queryTimeout
+                    )
+                ) from None
+            raise
+        finally:
+            if timer.active():
+                timer.cancel()
+
+    # -- the connection itself (a txpostgres one here; see ThreadedConnectionKeeper) --------
+
+    def _newConnection(self):
+        return Connection(self.reactor, onLost=self._lost)
+
+    def _close(self, conn):
+        closeQuietly(conn)
+
+    @inlineCallbacks
+    def _perform(self, conn, work, args, transactional):
+        """
+        C{work(cursor, *args)} on a txpostgres connection.  Unlike txpostgres'
+        C{runInteraction}, a rollback on a dead connection is not logged as an unhandled error.
+        """
         try:
             cursor = conn.cursor()
             if transactional:
@@ -185,21 +211,12 @@ class ConnectionKeeper:
                 yield cursor.execute("COMMIT")
             return result
         except Exception:
-            if timer.called:
-                raise DatabaseUnavailable(
-                    "PostgreSQL at {} did not finish a {} within {}s".format(
-                        self.where, "transaction" if transactional else "query", self.queryTimeout
-                    )
-                ) from None
             if transactional and isOpen(conn):
                 try:
                     yield conn.cursor().execute("ROLLBACK")
                 except Exception:
-                    closeQuietly(conn)
+                    self._close(conn)
             raise
-        finally:
-            if timer.active():
-                timer.cancel()
 
     def _timedOut(self, conn, transactional):
         self.log.warn(
@@ -208,7 +225,7 @@ class ConnectionKeeper:
             what="transaction" if transactional else "query",
             timeout=self.queryTimeout,
         )
-        closeQuietly(conn)
+        self._close(conn)
 
     # -- connecting ------------------------------------------------------------------------
 
@@ -219,7 +236,7 @@ class ConnectionKeeper:
         self._retryCall = None
         if self._stopped or self._attempt is not None or self._conn is not None:
             return
-        conn = self._attempt = Connection(self.reactor, onLost=self._lost)
+        conn = self._attempt = self._newConnection()
         timer = self.reactor.callLater(self.connectTimeout, self._connectTimedOut, conn)
         d = conn.connect(self.dsn)
 
@@ -239,12 +256,12 @@ class ConnectionKeeper:
             where=self.where,
             timeout=self.connectTimeout,
         )
-        closeQuietly(conn)
+        self._close(conn)
 
     def _connected(self, prepared, conn):
         self._attempt = None
         if self._stopped:
-            closeQuietly(conn)
+            self._close(conn)
             return
         self._conn = conn
         self._lock = DeferredLock()
@@ -259,7 +276,7 @@ class ConnectionKeeper:
         self._attempt = None
         if timer.active():
             timer.cancel()
-        closeQuietly(conn)
+        self._close(conn)
         if self._stopped:
             return
         self.failures += 1
@@ -277,7 +294,7 @@ class ConnectionKeeper:
         if conn is not self._conn:
             return
         self._conn = None
-        closeQuietly(conn)
+        self._close(conn)
         if self._stopped:
             return
         error = self.errorText(reason)
@@ -312,3 +329,22 @@ class ConnectionKeeper:
                 waiter[1] = left
                 keep.append(waiter)
         self._waiters[:0] = keep
+
+
+class ThreadedConnectionKeeper(ConnectionKeeper):
+    """
+    A L{ConnectionKeeper} of a blocking connection worked from its own thread
+    (L{stellarflow.postgres.threaded.ThreadedConnection}): a piece of work runs there whole,
+    on a blocking psycopg2 cursor (so it may use C{copy_expert}), and must not touch the
+    reactor.  Work written with C{inlineCallbacks} over a cursor's results runs unchanged: each
+    C{yield} gets the blocking call's value at once.  The writer keeps one.
+    """
+
+    def _newConnection(self):
+        return ThreadedConnection(self.reactor, onLost=self._lost)
+
+    def _close(self, conn):
+        conn.close()
+
+    def _perform(self, conn, work, args, transactional):
+        return conn.transaction(work, args, transactional)

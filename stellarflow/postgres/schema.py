@@ -66,6 +66,21 @@ class TableNames:
     def migrations(self):
         return self.qualified(MIGRATIONS_TABLE)
 
+    @property
+    def payments(self):
+        return self.qualified(self.table + "_payments")
+
+    @property
+    def trades(self):
+        return self.qualified(self.table + "_trades")
+
+    def message(self, table):
+        """
+        The name of the table of a L{stellarflow.postgres.rows.Table} (events, payments,
+        trades).
+        """
+        return self.qualified(self.table + table.suffix)
+
     def index(self, suffix):
         """
         An index name (indexes live in their table's schema, so it is not qualified).
@@ -82,6 +97,17 @@ class TableNames:
             "accounts_idx": self.index("accounts_idx"),
             "asset_time_idx": self.index("asset_time_idx"),
             "time_idx": self.index("time_idx"),
+            "old_accounts_idx": self.qualified(self.table + "_accounts_idx"),
+            "involved_idx": self.index("involved_idx"),
+            "assets_idx": self.index("assets_idx"),
+            "payments": self.payments,
+            "payments_involved_idx": self.index("payments_involved_idx"),
+            "payments_assets_idx": self.index("payments_assets_idx"),
+            "payments_time_idx": self.index("payments_time_idx"),
+            "trades": self.trades,
+            "trades_involved_idx": self.index("trades_involved_idx"),
+            "trades_assets_idx": self.index("trades_assets_idx"),
+            "trades_time_idx": self.index("trades_time_idx"),
         }
 
     @property
@@ -172,6 +198,91 @@ MIGRATIONS = [
             # Nullable, no default: adding it rewrites nothing. Rows written before it stay NULL
             # and are rebuilt from their columns when replayed (see stellarflow.postgres.history).
             "ALTER TABLE {events} ADD COLUMN IF NOT EXISTS message text",
+        ],
+    ),
+    Migration(
+        3,
+        "filter columns; typed tables for payments and trades",
+        [
+            # Nullable, no default: adding them rewrites nothing.  Rows written before version 3
+            # keep NULL (docs/postgresql.md says how to fill them); `accounts` holds everything
+            # `account_ids` did, so its GIN index replaces the old one.
+            "ALTER TABLE {events} ADD COLUMN IF NOT EXISTS accounts text[], "
+            "ADD COLUMN IF NOT EXISTS two_party boolean, ADD COLUMN IF NOT EXISTS assets text[]",
+            "DROP INDEX IF EXISTS {old_accounts_idx}",
+            "CREATE INDEX IF NOT EXISTS {involved_idx} ON {events} USING gin (accounts)",
+            "CREATE INDEX IF NOT EXISTS {assets_idx} ON {events} USING gin (assets)",
+            """
+            CREATE TABLE IF NOT EXISTS {payments} (
+                id text PRIMARY KEY,
+                ledger bigint,
+                ledger_closed_at timestamptz,
+                transaction_hash text,
+                transaction_index integer,
+                operation_index integer,
+                operation_type text,
+                type text,
+                memo_type text,
+                memo text,
+                from_account text,
+                from_muxed text,
+                from_muxed_id text,
+                to_account text,
+                to_muxed text,
+                to_muxed_id text,
+                asset_code text,
+                asset_issuer text,
+                amount numeric,
+                source_asset_code text,
+                source_asset_issuer text,
+                source_amount numeric,
+                contract_id text,
+                event_type text,
+                accounts text[],
+                assets text[],
+                extra jsonb,
+                message text,
+                inserted_at timestamptz NOT NULL DEFAULT now()
+            )
+            """,
+            "CREATE INDEX IF NOT EXISTS {payments_involved_idx} ON {payments} USING gin (accounts)",
+            "CREATE INDEX IF NOT EXISTS {payments_assets_idx} ON {payments} USING gin (assets)",
+            "CREATE INDEX IF NOT EXISTS {payments_time_idx} ON {payments} (ledger_closed_at)",
+            """
+            CREATE TABLE IF NOT EXISTS {trades} (
+                id text PRIMARY KEY,
+                ledger bigint,
+                ledger_closed_at timestamptz,
+                transaction_hash text,
+                transaction_index integer,
+                operation_index integer,
+                operation_type text,
+                type text,
+                memo_type text,
+                memo text,
+                trade_type text,
+                seller text,
+                liquidity_pool_id text,
+                offer_id bigint,
+                buyer text,
+                buyer_offer_id bigint,
+                sold_asset_code text,
+                sold_asset_issuer text,
+                sold_amount numeric,
+                bought_asset_code text,
+                bought_asset_issuer text,
+                bought_amount numeric,
+                price jsonb,
+                accounts text[],
+                assets text[],
+                extra jsonb,
+                message text,
+                inserted_at timestamptz NOT NULL DEFAULT now()
+            )
+            """,
+            "CREATE INDEX IF NOT EXISTS {trades_involved_idx} ON {trades} USING gin (accounts)",
+            "CREATE INDEX IF NOT EXISTS {trades_assets_idx} ON {trades} USING gin (assets)",
+            "CREATE INDEX IF NOT EXISTS {trades_time_idx} ON {trades} (ledger_closed_at)",
         ],
     ),
 ]
