@@ -107,11 +107,15 @@ class RedisHistory:
             return
         checked, newer = 0, None  # newer: the entry after the current one, already seen
         while checked < self.verifyLimit:
-            page = yield self.connection.execute("XREVRANGE", self.stream, end, "-", "COUNT", _VERIFY_PAGE)
+            page = yield self.connection.execute(
+                "XREVRANGE", self.stream, end, "-", "COUNT", min(_VERIFY_PAGE, self.verifyLimit - checked)
+            )
             entries = E.parseEntries(page)
             if not entries:
                 break
             for entry in entries:
+                if checked >= self.verifyLimit:
+                    break
                 if newer is not None and newer.previous != entry.id:
                     self.chainBroken(newer.id)
                     self._verified = True
@@ -119,7 +123,7 @@ class RedisHistory:
                 newer = entry
                 checked += 1
             end = "(" + E.streamId(entries[-1].id)
-            if len(entries) < _VERIFY_PAGE:
+            if len(entries) < _VERIFY_PAGE or checked >= self.verifyLimit:
                 break
         if newer is not None and checked >= self.verifyLimit:
             self.chainBroken(newer.id)  # not checked further back: not replayed
