@@ -60,8 +60,9 @@ def readStream(key, url=None):
     """
     The stream's entries as C{[(id, message, predecessor)]} through redis-cli (raw output).
     """
-    from stellarflow.redis.testing import _hostPort
     import subprocess
+
+    from stellarflow.redis.testing import _hostPort
 
     host, port = _hostPort(url or testRedisURL())
     out = subprocess.run(
