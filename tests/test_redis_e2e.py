@@ -173,7 +173,8 @@ class FanOutMixin:
         self.stopLedgers()
         end = ledgerEnd(self.rpc.ledgers.latest)
         for edge in edges:
-            yield until(lambda: (edge.ws.hub.position or "") >= end and not edge.ws.hub.replayer.replaying, TIMEOUT)
+            hub = edge.ws.hub
+            yield until(lambda hub=hub: (hub.position or "") >= end and not hub.replayer.replaying, TIMEOUT)
 
     def assertUnbroken(self, url=None):
         """
@@ -182,7 +183,7 @@ class FanOutMixin:
         entries = streamEntries(url or self.redisURL(), self.stream)
         ids = [e[0] for e in entries]
         self.assertEqual(len(ids), len(set(ids)))
-        for (a, _), (b, p) in zip(entries, entries[1:]):
+        for (a, _), (_, p) in zip(entries, entries[1:]):
             self.assertEqual(p, a)
         return entries
 
