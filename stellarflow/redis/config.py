@@ -46,7 +46,9 @@ CONSUMER_SCHEMA = Schema(
             "entries kept in memory to refill a Redis that lost them (a restart without persistence)",
         ),
         max_transaction=Field(Integer(1, 100000), 5000, "most entries appended in one MULTI/EXEC"),
-    )
+    ),
+    doc="On the node that follows Stellar: every message appended to a Redis Stream for edge nodes "
+    "(docs/scaling.md). A durable consumer: its position is kept in `<stream>:position`.",
 )
 
 SOURCE_SCHEMA = Schema(
@@ -70,5 +72,7 @@ SOURCE_SCHEMA = Schema(
             100000,
             "entries before this edge's start checked for breaks before they are replayed to resuming clients",
         ),
-    )
+    ),
+    doc="On edge nodes: follows the stream `SaveToRedis` writes, with `processors: []` and a "
+    "`SaveToWebSocket`; resuming clients are replayed from the stream (docs/scaling.md).",
 )

@@ -22,7 +22,8 @@ from zope.interface import implementer, provider
 
 from stellarflow.compat.autobahn import prepareTextFrame
 from stellarflow.interfaces import IComponentFactory, IConsumer, IStatsProvider
-from stellarflow.schema import Field, Integer, ListOf, Number, Schema, String, join
+from stellarflow.reuseport import ReusePortEndpoint
+from stellarflow.schema import Boolean, Field, Integer, ListOf, Number, Schema, String, join
 from stellarflow.websocket.hub import ClientHub
 from stellarflow.websocket.protocol import BroadcastServerFactory
 from stellarflow.websocket.tls import TLSConfigError, serverOptions
@@ -103,6 +104,9 @@ class SaveToWebSocket:
                 String(), "", "PEM file: the server certificate, then its chain; serves wss:// (with tls_key)"
             ),
             "tls_key": Field(String(), "", "PEM file: the certificate's private key (unencrypted)"),
+            "reuse_port": Field(
+                Boolean(), False, "listen with SO_REUSEPORT: N processes share the port (docs/scaling.md)"
+            ),
         },
         check=_checkTLS,
     )
@@ -151,6 +155,7 @@ class SaveToWebSocket:
         replay_options=None,
         tls_certificate="",
         tls_key="",
+        reuse_port=False,
         open_timeout=5.0,
         close_timeout=2.0,
         shutdown_timeout=5.0,
@@ -163,6 +168,7 @@ class SaveToWebSocket:
         self.path = path
         self.host = host
         self.shutdownTimeout = shutdown_timeout
+        self.reusePort = reuse_port
         self.hub = ClientHub(
             reactor,
             prepare=prepareTextFrame,
@@ -203,6 +209,8 @@ class SaveToWebSocket:
         # A deep accept backlog: Twisted's default of 50 makes a burst of reconnecting clients
         # (after a restart, say) wait for SYN retransmissions, one second and more each.
         backlog = min(self.backlog, max(50, self.hub.maxConnections))
+        if self.reusePort:
+            return ReusePortEndpoint(self.reactor, self.port, backlog=backlog, interface=self.host, tls=self.tls)
         if self.tls is not None:
             return SSL4ServerEndpoint(self.reactor, self.port, self.tls, backlog=backlog, interface=self.host)
         if ":" in self.host:
