@@ -6,8 +6,10 @@ L{RedisStreamSource} -> L{SaveToWebSocket}, ``reuse_port`` so that the edges sha
 the kernel spreads the clients), with the WebSocket load generator's clients.  Measured, in one
 run:
 
-- saturation: a burst of ``events`` appended as fast as the ingest goes, every client matching;
-  from the first append until every client has the last event: deliveries/s with 1 edge and
+- saturation: a burst of ``events`` appended as fast as the ingest goes;
+  from the first append until every client has its last event (each client filtering on its own
+  account by default, so that an event is one delivery and the load generator stays cheap),
+  deliveries/s with 1 edge and
   with 2 edges, and CPU per delivery (the edges', and the box's: edges + Redis + ingest);
 - latency: ``latency_rate`` events/s in pages every ``tick`` to ``latency_clients`` clients over
   2 edges, from the moment the ingest is handed a page to the kernel's receive timestamp at
@@ -36,8 +38,9 @@ from stellarflow.batch import Batch
 from stellarflow.message import sealAll
 
 DEFAULTS = {
-    "clients": 500,
-    "events": 3000,
+    "clients": 1000,
+    "filters": "account",               # saturation: each client filters on its own account (or: all)
+    "events": 20000,
     "page": 100,
     "in_flight": 8,
     "repeats": 3,
@@ -50,7 +53,7 @@ DEFAULTS = {
     "client": "auto",
 }
 
-QUICK = {"clients": 100, "events": 500, "latency_clients": 200, "latency_seconds": 2.0, "read_events": 5000,
+QUICK = {"clients": 100, "events": 2000, "latency_clients": 200, "latency_seconds": 2.0, "read_events": 5000,
          "repeats": 1}
 
 EDGE = """
@@ -130,6 +133,14 @@ class Box:
         self.edges.extend(edges)
         return [p.pid for p, _ in edges]
 
+    def logTail(self, lines=15):
+        """The end of every edge's log, for error reports."""
+        out = []
+        for _, log in self.edges:
+            with open(log) as f:
+                out.append(log + ":\n" + "".join([x for x in f.readlines() if "#debug" not in x][-lines:]))
+        return "\n".join(out)
+
     def stopEdges(self):
         for process, _ in self.edges:
             process.terminate()
@@ -158,7 +169,7 @@ def makePages(start, count, page, clients):
 
 def batchesOf(pages, start):
     """Chained batches of C{pages}: cursor = last id, previous = the cursor before."""
-    out, previous = [], "%019d-%010d" % ((start << 12) - 1, 0)
+    out, previous = [], "%019d-%010d" % ((start - 1) << 12, 0)  # the cursor of the run before
     for messages in pages:
         cursor = messages[-1]["id"]
         out.append(Batch(items=[], messages=messages, cursor=cursor, previous=previous))
@@ -186,13 +197,19 @@ def saturation(reactor, box, ingest, fleet, edgePids, p, start):
     before = [cpuSeconds(pid) for pid in pids] + [cpuSeconds()]
     began = time.time()
     yield append(ingest, batches, p["in_flight"])
-    answer = yield fleet.expect(p["events"], timeout=120)
+    if p["filters"] == "account":
+        counts = [0] * p["clients"]
+        for n in range(start, start + p["events"]):
+            counts[n % p["clients"]] += 1
+        deliveries = p["events"]
+    else:
+        counts, deliveries = p["events"], p["events"] * p["clients"]
+    answer = yield fleet.expect(counts, timeout=120)
     if not answer.get("ok", True):
-        raise RuntimeError("clients missed events: {}".format(answer))
+        raise RuntimeError("clients missed events: {}\n{}".format(answer, box.logTail()))
     ended = answer["t"]
     after = [cpuSeconds(pid) for pid in pids] + [cpuSeconds()]
     spent = [b - a for a, b in zip(before, after)]
-    deliveries = p["events"] * p["clients"]
     seconds = ended - began
     edges = sum(spent[: len(edgePids)])
     return {
@@ -207,6 +224,16 @@ def saturation(reactor, box, ingest, fleet, edgePids, p, start):
     }
 
 
+def latencyPages(p):
+    """Events per page and pages of a latency run."""
+    return max(1, int(p["latency_rate"] * p["tick"])), int(p["latency_seconds"] / p["tick"])
+
+
+def latencyEvents(p):
+    perTick, ticks = latencyPages(p)
+    return perTick * ticks
+
+
 @inlineCallbacks
 def steadyLatency(reactor, send, fleet, p, start, workdir, label):
     """
@@ -215,8 +242,7 @@ def steadyLatency(reactor, send, fleet, p, start, workdir, label):
     """
     from benchmarks.wsclient import readDump
 
-    perTick = max(1, int(p["latency_rate"] * p["tick"]))
-    ticks = int(p["latency_seconds"] / p["tick"])
+    perTick, ticks = latencyPages(p)
     pages = makePages(start, perTick * ticks, perTick, p["latency_clients"])
     batches = batchesOf(pages, start)
     yield fleet.mark()
@@ -229,7 +255,7 @@ def steadyLatency(reactor, send, fleet, p, start, workdir, label):
         yield d
     answer = yield fleet.expect(len(handed), timeout=60)
     if not answer.get("ok", True):
-        raise RuntimeError("clients missed events: {}".format(answer))
+        raise RuntimeError("clients missed events: {}".format(answer))  # (the edges' logs are kept until the end)
     paths = yield fleet.dump(os.path.join(workdir, "times-" + label))
     latencies = []
     for path in paths:
@@ -289,8 +315,8 @@ def measure(reactor, **params):
             yield ingest.start()
             yield ingest.load("bench")
             pids = box.startEdges(edges, stream)
-            fleet = ClientFleet(reactor, box.port, p["clients"], filters="all", processes=p["client_processes"],
-                                client=p["client"])
+            fleet = ClientFleet(reactor, box.port, p["clients"], filters=p["filters"],
+                                processes=p["client_processes"], client=p["client"])
             result["load_generator"] = fleet.kind
             try:
                 yield fleet.start()
@@ -324,7 +350,7 @@ def measure(reactor, **params):
             found = []
             for k in range(p["repeats"]):
                 found.append((yield steadyLatency(reactor, ingest.consume, fleet, p, start, workdir, "redis-{}".format(k))))
-                start += int(p["latency_rate"] * p["latency_seconds"]) + 10
+                start += latencyEvents(p)
             runs["latency.redis"] = found
         finally:
             yield fleet.stop()
@@ -340,7 +366,7 @@ def measure(reactor, **params):
             found = []
             for k in range(p["repeats"]):
                 found.append((yield steadyLatency(reactor, direct.consume, fleet, p, start, workdir, "direct-{}".format(k))))
-                start += int(p["latency_rate"] * p["latency_seconds"]) + 10
+                start += latencyEvents(p)
             runs["latency.direct"] = found
         finally:
             yield fleet.stop()
@@ -377,8 +403,9 @@ def describe(result):
         if key + "deliveries_per_s" not in m:
             continue
         rows.append({
-            "label": "via Redis, {} edge process{}, {} clients, burst of {:,}".format(
-                edges, "" if edges == 1 else "es", p["clients"], p["events"]),
+            "label": "via Redis, {} edge process{}, {} clients ({}), burst of {:,}".format(
+                edges, "" if edges == 1 else "es", p["clients"],
+                "own-account filters" if p["filters"] == "account" else "all matching", p["events"]),
             "value": m[key + "deliveries_per_s"], "unit": "deliveries/s",
             "note": "edge CPU {:.2f} us/delivery, box (edges+Redis+ingest) {:.2f} us/delivery; edges {:.0%} of a "
                     "core, Redis {:.0%}, ingest {:.0%}".format(
