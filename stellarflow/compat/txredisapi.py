@@ -17,7 +17,10 @@ Relied upon (checked by C{tests.test_compat_txredisapi}):
   C{protocol.whenDisconnected()};
 - C{protocol.execute_command(*args, apply_timeout=False)} returning a Deferred, failing with
   C{ResponseError} on an error reply; in an C{EXEC} reply, errors are C{ResponseError} items;
-- C{protocol.connected} (0 once the connection is lost) and C{protocol.transport}.
+- C{protocol.connected} (0 once the connection is lost) and C{protocol.transport};
+- C{protocol.tryConvertData(data)}, which the parser calls on every reply (walking every list)
+  and which, with C{charset=None} and C{convertNumbers=False}, returns C{data} unchanged: we
+  skip the walk (a third of an edge's cost of reading an entry).
 """
 
 import txredisapi
@@ -29,11 +32,21 @@ RELIED_UPON = (
     "RedisProtocol.whenConnected",
     "RedisProtocol.whenDisconnected",
     "RedisProtocol.execute_command",
+    "RedisProtocol.tryConvertData",
     "ResponseError",
     "ConnectionError",
 )
 
 ResponseError = txredisapi.ResponseError
+
+
+class _Protocol(txredisapi.RedisProtocol):
+    """
+    The library's protocol without the reply walk that converts nothing for us.
+    """
+
+    def tryConvertData(self, data):
+        return data
 
 
 class ProtocolFactory(Factory):
@@ -54,7 +67,7 @@ class ProtocolFactory(Factory):
         self.onError = onError
 
     def buildProtocol(self, addr):
-        protocol = txredisapi.RedisProtocol(
+        protocol = _Protocol(
             None,
             replyTimeout=None,
             password=self.password,

@@ -16,7 +16,7 @@ checkpoint), ``last`` (the newest entry id) and ``network`` (the passphrase).
 
 import attr
 
-from stellarflow.positions import isPosition, position, split
+from stellarflow.positions import isPosition, split
 
 #: Entry field names.
 MESSAGE, PREDECESSOR = b"m", b"p"
@@ -39,9 +39,8 @@ def positionOf(entryId):
     """
     The position (padded, as event ids are written) of a stream id (bytes or text).
     """
-    if isinstance(entryId, bytes):
-        entryId = entryId.decode("ascii")
-    return position(*split(entryId))
+    head, _, tail = entryId.partition(b"-" if isinstance(entryId, bytes) else "-")
+    return "%019d-%010d" % (int(head), int(tail))
 
 
 def later(a, b):
@@ -50,6 +49,8 @@ def later(a, b):
         return False
     if b is None:
         return True
+    if len(a) == len(b) == 30:
+        return a > b  # canonical positions sort as strings
     return split(a) > split(b)
 
 
@@ -81,7 +82,10 @@ def parseEntries(raw):
         values = dict(zip(fields[::2], fields[1::2]))
         previous = values.get(PREDECESSOR) or None
         if previous is not None:
-            previous = positionOf(previous) if split(previous.decode("ascii", "replace")) else None
+            try:
+                previous = positionOf(previous)
+            except ValueError:
+                previous = None
         out.append(Entry(positionOf(entryId), values.get(MESSAGE), previous))
     return out
 
