@@ -350,3 +350,33 @@ class ConnectionTests(TestCase):
         self.addCleanup(redisCLI, "DEL", key)
         yield c.execute("SET", key, "007")
         self.assertEqual((yield c.execute("GET", key)), b"007")
+
+
+class SentinelTests(TestCase):
+    """
+    redis+sentinel://: the master is found through a (private) Sentinel.
+    """
+
+    timeout = 60
+
+    @inlineCallbacks
+    def test_writesThroughSentinel(self):
+        import os
+        import subprocess
+
+        master = PrivateRedis(self)
+        master.start()
+        port = freePort()
+        conf = os.path.join(master.dir, "sentinel.conf")
+        with open(conf, "w") as f:
+            f.write("port {}\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 {} 1\n".format(port, master.port))
+        sentinel = subprocess.Popen(["redis-server", conf, "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (sentinel.kill(), sentinel.wait(10)))
+        url = "redis://127.0.0.1:{}/0".format(port)
+        yield waitUntil(reactor, lambda: "mymaster" in redisCLI("SENTINEL", "masters", url=url), what="sentinel")
+        c = SaveToRedis(reactor, redis_url="redis+sentinel://127.0.0.1:{}/mymaster/0".format(port),
+                        stream="s", pipeline="test", retryPolicy=FAST, command_timeout=2, connect_timeout=2)
+        self.addCleanup(c.stop)
+        yield c.start()
+        yield c.consume(batch(100))
+        self.assertEqual(len(readStream("s", master.url)), 3)

@@ -25,6 +25,7 @@ TIMEOUT = 30
 
 INGEST = """
 state_dir: {state}
+admin: {{host: 127.0.0.1, port: 0}}
 pipelines:
   ingest:
     source:
@@ -48,6 +49,7 @@ pipelines:
 
 EDGE = """
 state_dir: {state}
+admin: {{host: 127.0.0.1, port: 0}}
 pipelines:
   edge:
     source:
@@ -270,6 +272,33 @@ class FanOutTests(FanOutMixin, TestCase):
         self.assertEqual(client.events(), everything)
         consumer = self.ingest.pipelines[0].consumers[0][1]
         self.assertEqual(consumer.stats()["skipped_total"], 0)
+
+
+    @defer.inlineCallbacks
+    def test_documentedMetricsServed(self):
+        """
+        Every metric docs/scaling.md lists is served by the ingest's or an edge's /metrics.
+        """
+        import os
+        import re
+
+        from tests.helpers import REPO, httpClient
+
+        edge = yield self.startEdge()
+        client = yield self.connect(edge)
+        self.startIngest()
+        yield client.waitFor(lambda c: len(c.events()) >= 5, TIMEOUT)
+        treq = httpClient(self)
+        served = set()
+        for daemon in (self.ingest, edge):
+            admin = [s for s in daemon if s not in daemon.pipelines][0]
+            yield until(lambda admin=admin: admin.listening is not None, TIMEOUT)
+            response = yield treq.get("http://127.0.0.1:{}/metrics".format(admin.listening.getHost().port))
+            served |= set(re.findall(r"^(stellarflow_[a-z_]+)\{", (yield response.text()), re.M))
+        with open(os.path.join(REPO, "docs", "scaling.md")) as f:
+            documented = re.findall(r"^\| `(stellarflow_[a-z_]+)` \|", f.read(), re.M)
+        self.assertGreater(len(documented), 10)
+        self.assertEqual(sorted(set(documented) - served), [])
 
 
 class RedisFailureE2ETests(FanOutMixin, TestCase):

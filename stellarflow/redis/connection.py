@@ -20,6 +20,9 @@ from twisted.logger import Logger
 
 from stellarflow.compat import txredisapi as compat
 
+#: Error replies meaning that this server is not the one to talk to (the connection is rebuilt).
+_WRONG_SERVER = ("READONLY", "MASTERDOWN", "LOADING")
+
 
 class RedisUnavailable(Exception):
     """
@@ -316,9 +319,22 @@ class RedisConnection:
                 )
             if f.check(compat.ConnectionError):
                 raise RedisUnavailable("lost the connection to Redis at {}".format(self.where))
+            if f.check(compat.ResponseError) and str(f.value).startswith(_WRONG_SERVER):
+                # A master that became a replica (a Sentinel failover): find the master again.
+                if compat.isOpen(protocol):
+                    protocol.transport.abortConnection()
+                raise RedisUnavailable("Redis at {} no longer takes writes: {}".format(self.where, f.value))
             return f
 
         return d.addErrback(failed)
+
+    def reconnect(self):
+        """
+        Drop the connection (it talks to the wrong server); it is rebuilt with backoff.
+        """
+        protocol = self.protocol
+        if protocol is not None and compat.isOpen(protocol):
+            protocol.transport.abortConnection()
 
     def stop(self):
         """

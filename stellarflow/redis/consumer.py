@@ -243,6 +243,8 @@ class SaveToRedis:
 
     def _checkExec(self, reply):
         if isinstance(reply, ResponseError):
+            if str(reply).startswith(("READONLY", "EXECABORT")) and self.connection.ready:
+                self.connection.reconnect()
             raise reply
         if reply is None:
             raise RedisUnavailable("the transaction was aborted")
