@@ -311,6 +311,8 @@
   }
 
   pauseButton.addEventListener('click', function () {
+    // what arrived before the click is shown now; the table then stands still
+    draw();
     paused = !paused;
     pauseButton.textContent = paused ? 'Resume' : 'Pause';
     pauseButton.setAttribute('aria-pressed', String(paused));
@@ -457,8 +459,20 @@
     notices: [],
     registrations: [],
     maxRows: MAX_ROWS,
-    ids: function () {
-      return Array.prototype.map.call(rowsEl.querySelectorAll('tr.row'), function (r) { return r.dataset.id; });
+    /** The page as it is now (drawn first): for tests and the console. */
+    snapshot: function () {
+      draw();
+      renderStats();
+      return {
+        state: stateInfo.state,
+        registrations: dashboard.registrations,
+        errors: dashboard.errors,
+        notices: dashboard.notices,
+        total: total,
+        byType: Object.fromEntries(byType),
+        byAsset: Object.fromEntries(byAsset),
+        events: Array.prototype.map.call(rowsEl.querySelectorAll('tr.row'), function (r) { return details.get(r); }),
+      };
     },
   };
 
