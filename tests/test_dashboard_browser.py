@@ -243,7 +243,8 @@ class DashboardPageTests(SynchronousTestCase):
         assets = {}
         for e in events:
             if e.get("asset_code"):
-                assets[e["asset_code"]] = assets.get(e["asset_code"], 0) + 1
+                key = e["asset_code"] + (" (unverified)" if e.get("asset_verified") is False else "")
+                assets[key] = assets.get(key, 0) + 1
         self.assertEqual(page["byAsset"], assets)
         self.assertEqual(browser.problems(), [])
 

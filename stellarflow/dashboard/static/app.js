@@ -517,7 +517,7 @@
     total += 1;
     count(byType, eventType(event));
     var asset = assetOf(event);
-    if (asset) { count(byAsset, asset); }
+    if (asset) { count(byAsset, asset + (event.asset_verified === false ? ' (unverified)' : '')); }
     advanceBins(Date.now());
     bins[CHART_SECONDS - 1] += 1;
     if (paused) {
