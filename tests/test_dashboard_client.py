@@ -106,7 +106,7 @@ s.drop(1006, '');
         self.assertEqual(delays, [0.5, 2, 3, 5, 5, 0.5])
         self.assertEqual(result["seen"]["events"], [eventId(1), eventId(2), eventId(6)])
         self.assertEqual(result["duplicates"], 2)
-        self.assertEqual(result["sent"][0], [{"type": "register", "filters": {
+        self.assertEqual(result["sent"][0], [{"type": "register", "cursor_updates": True, "filters": {
             "types": ["payment"], "account_ids": ["GA", "GB"], "asset_codes": [], "min_amount": ""}}])
         self.assertEqual([m["resume_after"] for m in result["sent"][5]], [eventId(5)])
         self.assertEqual(result["lastId"], eventId(6))
@@ -140,6 +140,25 @@ fire(); s = sockets[3]; s.open();
         self.assertEqual(["resume_after" in m for m in result["sent"][2]], [True, False])
         self.assertEqual(["resume_after" in m for m in result["sent"][3]], [False])
         self.assertFalse(result["resumeSupported"])
+
+    def test_serverWithoutCursorUpdates(self):
+        """
+        A server that does not know cursor_updates refuses it (unknown_field): the client
+        registers again at once without it (keeping resume_after), and never sends it again.
+        """
+        result = self.script("""
+client.start();
+let s = sockets[0]; s.open();
+s.receive({type: 'error', error: 'unknown_field', field: 'cursor_updates', message: 'no'});
+s.receive({type: 'registered', filters: {}});
+s.receive({type: 'contract_event', id: id(3)});
+s.drop(1006, '');
+fire(); s = sockets[1]; s.open();
+""")
+        self.assertEqual([sorted(m) for m in result["sent"][0]],
+                         [["cursor_updates", "filters", "type"], ["filters", "type"]])
+        self.assertEqual([sorted(m) for m in result["sent"][1]], [["filters", "resume_after", "type"]])
+        self.assertEqual(result["seen"]["errors"], [])
 
     def test_refusedFiltersKeepThoseInForce(self):
         """

@@ -12,8 +12,9 @@
  *  - reconnects whenever the connection ends, after a delay growing exponentially from
  *    backoff.initial to backoff.max seconds with "equal jitter" (half fixed, half random), reset
  *    once the server confirmed a registration;
- *  - remembers the id of the last event (or the last `cursor` message) and registers with
- *    `resume_after` on every reconnect, so nothing the server still holds is lost;
+ *  - remembers the id of the last event (or the last `cursor` message: it asks for them with
+ *    `cursor_updates`) and registers with `resume_after` on every reconnect, so nothing the
+ *    server still holds is lost;
  *  - drops events whose id is not after the last one (no duplicate around a reconnect);
  *  - reports gaps: a `registered` reply with `gap`, or a resume the server refused.
  *
@@ -107,6 +108,7 @@
     this._clearTimeout = options.clearTimeout || function (handle) { clearTimeout(handle); };
     this.state = 'idle';
     this.resumeSupported = true;
+    this.cursorsSupported = true;
     this.accepted = null;           // the filters of the last `registered` reply
     this.connections = 0;
     this.delivered = 0;
@@ -255,6 +257,10 @@
 
   StellarflowClient.prototype._register = function (resume) {
     var message = {type: 'register', filters: this.filters};
+    if (this.cursorsSupported) {
+      // `cursor` messages keep lastId current when the filters match rarely (a small replay)
+      message.cursor_updates = true;
+    }
     this._resuming = Boolean(resume && this.resumeSupported && this.lastId !== null);
     if (this._resuming) {
       message.resume_after = this.lastId;
@@ -305,6 +311,14 @@
 
   StellarflowClient.prototype._error = function (message) {
     var field = message.field || '';
+    if (field === 'cursor_updates' && message.error === 'unknown_field' && this.cursorsSupported) {
+      // a server from before cursor_updates: register without it (it sends cursors to resumers)
+      this.cursorsSupported = false;
+      if (this._ws) {
+        this._register(this._resuming);
+      }
+      return;
+    }
     if (this._resuming && field === 'resume_after') {
       // The server cannot resume from our position: register without it, say what is lost.
       this._resuming = false;
