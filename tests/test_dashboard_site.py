@@ -37,6 +37,25 @@ class FilesTests(SynchronousTestCase):
             self.assertNotIn("https://", text, name)
         self.assertIn(b"__STELLARFLOW_DASHBOARD_CONFIG__", staticFile("index.html"))
 
+    def test_installedWithThePackage(self):
+        """
+        An install (setuptools' build_py, what a wheel holds) has the page's files and the
+        twistd dropin.
+        """
+        import os
+        import subprocess
+        import sys
+
+        from tests.helpers import REPO
+
+        target = os.path.abspath(self.mktemp())
+        out = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", target],
+                             cwd=REPO, capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        static = os.path.join(target, "stellarflow", "dashboard", "static")
+        self.assertEqual(sorted(os.listdir(static)), sorted(FILES))
+        self.assertTrue(os.path.exists(os.path.join(target, "twisted", "plugins", "stellarflow_plugin.py")))
+
     def test_settingsCannotEndTheScript(self):
         text = pageSettings("/ws</script><script>alert(1)</script>", ["a"])
         self.assertNotIn("</", text)
