@@ -18,6 +18,7 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from stellarflow.websocket.filters import KNOWN_TYPES
 from tests.test_examples import (
     ACCOUNTS,
     CHROMIUM,
@@ -213,6 +214,10 @@ class DashboardPageTests(SynchronousTestCase):
         browser.open(stack.page)
         first = browser.snapshot()["registrations"][0]
         self.assertEqual(first["filters"], {"types": [], "account_ids": [], "asset_codes": [], "min_amount": ""})
+        # the types offered: the server's available_types when it sends them, else the known ones
+        offered = json.loads(browser.evaluate(
+            "JSON.stringify(Array.from(document.querySelectorAll('#types input'), (b) => b.value))"))
+        self.assertEqual(offered, first.get("available_types", sorted(KNOWN_TYPES)))
         waitUntil(lambda: len(browser.snapshot()["events"]) >= MINIMUM, WAIT, "rows")
         page = browser.snapshot()
         self.assertEqual(page["state"], "live")

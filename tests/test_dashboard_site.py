@@ -227,6 +227,19 @@ class SharedPortTests(E2EMixin, TestCase):
             self.assertEqual(response.code, 404, path)
 
     @defer.inlineCallbacks
+    def test_upgradeAtMovedPageRefused(self):
+        """
+        A WebSocket upgrade at the moved page's path without its slash gets 404, not the
+        redirect a browser gets.
+        """
+        yield self.startServer(dashboard_path="/dash")
+        factory = WebSocketClientFactory("ws://127.0.0.1:%d/dash" % self.port, reactor=reactor)
+        factory.protocol = Client
+        client = yield TCP4ClientEndpoint(reactor, "127.0.0.1", self.port).connect(factory)
+        yield client.closedDeferred.addTimeout(TIMEOUT, reactor)
+        self.assertIn("404", client.closedWith[2])
+
+    @defer.inlineCallbacks
     def test_off(self):
         """
         dashboard: false: the WebSocket factory listens alone, as before (Autobahn's 404 for

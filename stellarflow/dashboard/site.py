@@ -79,11 +79,10 @@ class DashboardResource(Resource):
     def render_GET(self, request):
         path = request.path
         found = self.files.get(path)
-        if (request.getHeader(b"upgrade") or b"").lower() == b"websocket":
-            found = None
+        upgrade = (request.getHeader(b"upgrade") or b"").lower() == b"websocket"
         request.setHeader(b"X-Content-Type-Options", b"nosniff")
-        if found is None:
-            if len(self.prefix) > 1 and path == self.prefix[:-1].encode("utf-8"):
+        if found is None or upgrade:
+            if not upgrade and len(self.prefix) > 1 and path == self.prefix[:-1].encode("utf-8"):
                 request.setResponseCode(301)
                 request.setHeader(b"Location", self.prefix.encode("utf-8"))
                 return b""
