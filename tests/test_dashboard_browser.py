@@ -366,7 +366,10 @@ class DashboardPageTests(SynchronousTestCase):
         stack.stopDaemon()
         waitUntil(lambda: browser.snapshot()["state"] == "reconnecting", WAIT, "the page to see the stop")
         state = browser.evaluate("document.getElementById('state').textContent")
-        self.assertRegex(state, r"^reconnecting in \d+ s \(closed: 1001 server shutting down\)$")
+        # the first retry may already have failed (1006) by the time we look
+        self.assertRegex(state, r"^reconnecting in \d+ s \(closed: (1001 server shutting down|1006)\)$")
+        self.assertIn("connection lost (1001 server shutting down); reconnecting with resume_after",
+                      [n["text"] for n in browser.snapshot()["notices"]])
         lastBefore = browser.snapshot()["events"][0]["id"]
         time.sleep(1.5)
         stack.startDaemon()
