@@ -510,8 +510,15 @@
   });
   client.on('warning', function (text) { notice('warn', text); });
   client.on('error', function (message) {
-    showError(message);
-    clearOnRegistered = false;
+    if ((message.field || '').indexOf('filters') === 0 || message.error === 'invalid_filters') {
+      // a refused register: nothing changed on the server
+      showError(message);
+      clearOnRegistered = false;
+    } else {
+      // about the connection (registration_timeout, queue_full, replay_overrun, ...)
+      notice('warn', 'server error ' + message.error + ': ' + (message.message || ''));
+      dashboard.errors.push(message);
+    }
   });
   client.on('event', function (event) {
     total += 1;
