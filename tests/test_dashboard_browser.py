@@ -261,7 +261,10 @@ class DashboardPageTests(SynchronousTestCase):
         """
         stack = DashboardStack(self, rate=5).startDaemon()
         browser = Browser(self)
-        browser.open(stack.page + "?rows=12")
+        browser.open(stack.page + "?rows=12&access_token=a%20b")
+        # the token goes on to the WebSocket URL (a daemon without auth ignores it)
+        self.assertEqual(browser.evaluate("dashboard.client.url"),
+                         "ws://127.0.0.1:{}/ws?access_token=a%20b".format(stack.wsPort))
         waitUntil(lambda: browser.snapshot()["total"] > 30, WAIT, "more events than rows")
         page = browser.snapshot()
         self.assertEqual(len(page["events"]), 12)

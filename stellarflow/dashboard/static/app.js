@@ -24,6 +24,10 @@
     MAX_ROWS = rowLimit;
   }
   var storageKey = 'stellarflow:last-id:' + wsURL;
+  if (params.get('access_token')) {
+    // a daemon with client authentication: browsers cannot set headers, the query string carries it
+    wsURL += (wsURL.indexOf('?') < 0 ? '?' : '&') + 'access_token=' + encodeURIComponent(params.get('access_token'));
+  }
 
   var $ = function (id) { return document.getElementById(id); };
   var stateEl = $('state');
