@@ -264,3 +264,38 @@ class SharedPortTests(E2EMixin, TestCase):
         client = yield TCP4ClientEndpoint(reactor, "127.0.0.1", self.port).connect(factory)
         yield client.closedDeferred.addTimeout(TIMEOUT, reactor)
         self.assertIn("404", client.closedWith[2])
+
+
+class HTTPSTests(TestCase):
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def test_pageOverTLS(self):
+        """
+        With tls_certificate the page is served over https:// on the wss:// port.
+        """
+        import os
+        import ssl
+        import urllib.request
+
+        from twisted.internet import threads
+
+        from stellarflow.testing.tls import selfSigned
+        from tests.test_websocket_e2e import cancelAutobahnTimers
+
+        cert, key = selfSigned(os.path.abspath(self.mktemp()))
+        consumer = SaveToWebSocket(reactor, host="127.0.0.1", port=0, tls_certificate=cert, tls_key=key, close_timeout=1)
+        yield consumer.start()
+        self.addCleanup(cancelAutobahnTimers)
+        self.addCleanup(consumer.stop)
+        port = consumer.listeningPort.getHost().port
+
+        def fetch(path):
+            context = ssl.create_default_context(cafile=cert)
+            with urllib.request.urlopen("https://127.0.0.1:{}{}".format(port, path), timeout=10, context=context) as r:
+                return r.status, r.read()
+
+        status, body = yield threads.deferToThread(fetch, "/client.js")
+        self.assertEqual((status, body), (200, staticFile("client.js")))
+        status, body = yield threads.deferToThread(fetch, "/")
+        self.assertEqual(pageConfig(body.decode("utf-8"))["ws_path"], "/ws")
