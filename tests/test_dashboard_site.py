@@ -47,7 +47,12 @@ class FilesTests(SynchronousTestCase):
         import sys
 
         from tests.helpers import REPO
+        from tests.test_examples import required
 
+        try:
+            import setuptools  # noqa: F401 (what builds the package)
+        except ImportError:
+            required("setuptools", "setuptools is not installed in this environment")
         target, eggs = os.path.abspath(self.mktemp()), os.path.abspath(self.mktemp())
         os.makedirs(eggs)
         # a fresh egg-info: the checkout's own may list the files whatever the config says
