@@ -104,6 +104,10 @@ class SaveToWebSocket:
                 String(), "", "PEM file: the server certificate, then its chain; serves wss:// (with tls_key)"
             ),
             "tls_key": Field(String(), "", "PEM file: the certificate's private key (unencrypted)"),
+            "dashboard": Field(Boolean(), True, "serve the live dashboard page (docs/dashboard.md) on this port"),
+            "dashboard_path": Field(
+                String(validator=_path), "/", "where the page is (its files and /client.js beside it)"
+            ),
             "reuse_port": Field(
                 Boolean(), False, "listen with SO_REUSEPORT: N processes share the port (docs/scaling.md)"
             ),
@@ -155,6 +159,8 @@ class SaveToWebSocket:
         replay_options=None,
         tls_certificate="",
         tls_key="",
+        dashboard=True,
+        dashboard_path="/",
         reuse_port=False,
         open_timeout=5.0,
         close_timeout=2.0,
@@ -195,6 +201,9 @@ class SaveToWebSocket:
             secure=self.tls is not None,
         )
         self.listeningPort = None
+        self.dashboard = dashboard
+        self.dashboard_path = dashboard_path
+        self.openTimeout = open_timeout
 
     @property
     def address(self):
@@ -217,8 +226,20 @@ class SaveToWebSocket:
             return TCP6ServerEndpoint(self.reactor, self.port, backlog=backlog, interface=self.host)
         return TCP4ServerEndpoint(self.reactor, self.port, backlog=backlog, interface=self.host)
 
+    def _site(self):
+        """
+        What listens: the WebSocket factory alone, or with the dashboard page beside it.
+        """
+        if not self.dashboard:
+            return self.factory
+        from stellarflow.dashboard.front import FrontFactory
+        from stellarflow.dashboard.site import DashboardResource
+
+        page = DashboardResource(self.path, self.dashboard_path)
+        return FrontFactory(self.reactor, self.factory, self.path, page, timeout=self.openTimeout)
+
     def start(self):
-        d = maybeDeferred(self._endpoint().listen, self.factory)
+        d = maybeDeferred(self._endpoint().listen, self._site())
 
         def listening(port):
             self.listeningPort = port
@@ -228,6 +249,13 @@ class SaveToWebSocket:
                 address=self.address,
                 path=self.path,
             )
+            if self.dashboard:
+                self.log.info(
+                    "Dashboard on {scheme}://{address}{page}",
+                    scheme="https" if self.tls else "http",
+                    address=self.address,
+                    page=self.dashboard_path,
+                )
 
         def failed(f):
             f.trap(CannotListenError)
