@@ -301,6 +301,47 @@ class FanOutTests(FanOutMixin, TestCase):
         self.assertEqual(sorted(set(documented) - served), [])
 
 
+    @defer.inlineCallbacks
+    def test_gapMidRunStopsTheEdgeDaemon(self):
+        """
+        An edge that falls behind past the trimmed part of the stream (its consumer holds its
+        batches) finds the gap after its first batch: with on_gap stop its daemon stops with
+        status 1 (a supervisor restarts it; its clients resume and are told).
+        """
+        from stellarflow.redis.consumer import SaveToRedis
+        from tests.test_redis_consumer import chained
+
+        writer = SaveToRedis(reactor, redis_url=self.redisURL(), stream=self.stream, max_length=0)
+        self.addCleanup(writer.stop)
+        yield writer.start()
+        batches = chained(100, 110)
+        yield writer.consume(batches[0])
+        text = (
+            "state_dir: {}\nmax_in_flight: 1\n"
+            "source: {{type: RedisStreamSource, config: {{redis_url: '{}', stream: '{}', start: oldest, block: 0.1}}}}\n"
+            "processors: []\nconsumers: [{{type: MemoryConsumer}}]\n"
+        ).format(self.mktemp(), self.redisURL(), self.stream)
+        stopped = []
+        daemon = Daemon(parse(text, "edge.yaml", {}), reactor, stop=lambda: stopped.append(True))
+        daemon.startService()
+        self.addCleanup(lambda: daemon.stopService() if daemon.running else None)
+        consumer = daemon.pipelines[0].consumers[0][1]
+        consumer.hold = True
+        yield until(lambda: len(consumer.held) == 1, TIMEOUT)
+        for b in batches[1:]:
+            yield writer.consume(b)
+        subprocess.run(["redis-cli", "-p", str(_hostPort(self.redisURL())[1]), "XTRIM", self.stream, "MAXLEN", "=", "6"],
+                       capture_output=True, timeout=10)
+        consumer.hold = False
+        consumer.release()
+        yield until(lambda: stopped, TIMEOUT)
+        self.assertEqual(daemon.exitCode, 1)
+        self.assertEqual(daemon.pipelines[0].finished, "failed")
+        self.assertEqual(daemon.pipelines[0].source.stats()["gaps_total"], 1)
+        # what came before the gap was delivered, nothing after it
+        self.assertEqual([m["id"] for m in consumer.messages], [m.id for m in batches[0].messages])
+
+
 class RedisFailureE2ETests(FanOutMixin, TestCase):
     def setUp(self):
         self.redis = PrivateRedis(self)
