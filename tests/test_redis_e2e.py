@@ -279,6 +279,59 @@ class FanOutTests(FanOutMixin, TestCase):
 
 
     @defer.inlineCallbacks
+    def test_edgeProcessKilledItsClientsResumeOnAnother(self):
+        """
+        An edge running as its own process (the stellarflow runner) is killed with SIGKILL:
+        its clients lose their connections, resume on another edge and miss nothing.
+        """
+        import os
+        import signal
+        import sys
+
+        from stellarflow.redis.testing import freePort
+        from tests.helpers import REPO
+
+        port = freePort()
+        config = os.path.abspath(self.mktemp())
+        with open(config, "w") as f:
+            f.write(EDGE.format(state=config + ".state", redis=self.redisURL(), stream=self.stream, history=20,
+                                on_gap="stop").replace("port: 0\n          history", "port: {}\n          history".format(port)))
+        log = open(config + ".log", "w")
+        self.addCleanup(log.close)
+        process = subprocess.Popen([sys.executable, "-c", "from stellarflow.run import main; main()", "-c", config],
+                                   cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(lambda: process.poll() is None and (process.kill(), process.wait(10)))
+        yield until(lambda: "listening" in open(config + ".log").read() or process.poll() is not None, TIMEOUT)
+        self.assertIsNone(process.poll(), open(config + ".log").read())
+
+        class Killed:
+            pass
+
+        a = Killed()
+        a.port = port
+        b = yield self.startEdge()
+        clients = []
+        for _ in range(3):
+            clients.append((yield self.connect(a)))
+        self.startIngest()
+        yield clients[-1].waitFor(lambda c: len(c.events()) >= 20, TIMEOUT)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(10)
+        for client in clients:
+            yield client.closedDeferred.addTimeout(TIMEOUT, reactor)
+        last = max(client.events()[-1] for client in clients)
+        yield until(lambda: (b.ws.hub.position or "") >= last, TIMEOUT)
+        resumed = []
+        for client in clients:
+            resumed.append((yield self.connect(b, resume_after=client.events()[-1])))
+        yield self.settle(b)
+        everything = self.expected("", ledgerEnd(self.rpc.ledgers.latest))
+        for client, again in zip(clients, resumed):
+            yield again.barrier(TIMEOUT)
+            self.assertTrue(self.registered(again)["resumed"])
+            self.assertEqual(client.events() + again.events(), everything)
+
+    @defer.inlineCallbacks
     def test_documentedMetricsServed(self):
         """
         Every metric docs/scaling.md lists is served by the ingest's or an edge's /metrics.
