@@ -12,7 +12,7 @@ import random
 import treq
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from stellar_sdk import Keypair, MuxedAccount
+from stellar_sdk import Keypair, MuxedAccount, StrKey
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks, maybeDeferred, succeed
 from twisted.trial.unittest import TestCase
@@ -36,7 +36,10 @@ ACCOUNTS = [Keypair.from_raw_ed25519_seed(bytes([i + 7]) * 32).public_key for i 
 MUXED = MuxedAccount(ACCOUNTS[0], 77).account_muxed
 CONTRACTS = ["CAS3J7GYLGXMF6TDJBBYYSE3HQ6BBSMLNUQ34T6TZMYMW2EVH34XOWMA", "CCW67TSZV3SSS2HXMBQ5JFGCKJNXKZM7UQUWUZPUTHXSTZLEO7SJMI75"]
 ISSUERS = ACCOUNTS[2:]
-ADDRESSES = ACCOUNTS + [MUXED] + CONTRACTS
+POOLS = ["04" * 32, "5c" * 32]  # liquidity pool ids as trades carry them (hex)
+ADDRESSES = ACCOUNTS + [MUXED] + CONTRACTS + [StrKey.encode_liquidity_pool(bytes.fromhex(POOLS[0]))]
+#: The message types of a whole-ledger pipeline.
+LEDGER_TYPES = frozenset(["payment", "trade", "contract_event"])
 ASSETS = [("XLM", None), ("USDC", ISSUERS[0]), ("USDC", ISSUERS[1]), ("XLM", ISSUERS[0]), ("EURC", ISSUERS[1])]
 AMOUNTS = [None, "0", "0.5", "1", "1.0000000", "12.5", "100", "-3", "NaN", "1e2", "999999999999.9999999"]
 TYPES = ["contract_event", "payment", "trade", "transfer", "mint", "burn", "fee", "approve", "clawback", "foo"]
@@ -83,17 +86,20 @@ def generatedMessage(rng, n):
             message.update({"contract_id": rng.choice(CONTRACTS), "event_type": rng.choice(["transfer", "mint", "burn"])})
         if rng.random() < 0.3:
             source = rng.choice(ASSETS)
-            message.update({"source_asset_code": source[0], "source_asset_issuer": source[1], "source_amount": "2"})
+            message.update({"source_asset_code": source[0], "source_asset_issuer": source[1],
+                            "source_amount": rng.choice(AMOUNTS)})
     else:
         sold, bought = rng.choice(ASSETS), rng.choice(ASSETS)
+        pool = rng.choice([None, None] + POOLS)
         message = {
             "type": "trade", "id": eventId, "ledger": ledger, "ledger_closed_at": closed,
             "transaction_hash": "%064x" % n, "transaction_index": 1, "operation_index": 0,
-            "operation_type": "manage_sell_offer", "trade_type": "orderbook", "seller": rng.choice(ACCOUNTS),
-            "liquidity_pool_id": None, "offer_id": str(n), "buyer": rng.choice(ACCOUNTS + [MUXED]),
+            "operation_type": "manage_sell_offer", "trade_type": "liquidity_pool" if pool else "orderbook",
+            "seller": None if pool else rng.choice(ACCOUNTS), "liquidity_pool_id": pool,
+            "offer_id": None if pool else str(n), "buyer": rng.choice(ACCOUNTS + [MUXED]),
             "buyer_offer_id": None, "sold_asset_code": sold[0], "sold_asset_issuer": sold[1],
             "sold_amount": rng.choice(AMOUNTS[1:6]), "bought_asset_code": bought[0],
-            "bought_asset_issuer": bought[1], "bought_amount": "3", "price": {"n": "1", "d": "3"},
+            "bought_asset_issuer": bought[1], "bought_amount": rng.choice(AMOUNTS), "price": {"n": "1", "d": "3"},
         }
     return seal(message)
 
@@ -137,10 +143,12 @@ class BlockingKeeper:
 
 class StoreTestCase(TestCase):
     timeout = 60
+    #: The message types of the pipeline the store is on (C{None}: not known, as getEvents).
+    producedTypes = None
 
     def setUp(self):
         self.db = TemporarySchema(self)
-        self.consumer = self.db.consumer(reactor, pipeline="main", batch_size=100)
+        self.consumer = self.db.consumer(reactor, pipeline="main", batch_size=100, produced_types=self.producedTypes)
         self.addCleanup(self.consumer.stop)
         self.consumer.start()
         return self.consumer.load("main")
@@ -190,11 +198,36 @@ class FilterSQLTests(StoreTestCase):
         self.assertEqual(page.stored_through, self.messages[-1]["id"])
 
     @settings(max_examples=300, deadline=None)
-    @given(filterValues)
-    def test_sqlEqualsMatches(self, values):
+    @given(filterValues, st.sampled_from([None, LEDGER_TYPES]))
+    def test_sqlEqualsMatches(self, values, produced):
+        """
+        On a getEvents pipeline (C{payment} also means two-party transfers) and on a
+        whole-ledger one (only payment messages).
+        """
+        self.query.producedTypes = produced
         filters = parseFilters(values)
-        expected = [m["id"] for m in self.messages if matches(filters, eventKeys(m))]
+        expected = [m["id"] for m in self.messages if matches(filters.forPipeline(produced), eventKeys(m))]
         self.assertEqual([i for i, _ in self.select(filters).events], expected, values)
+
+    def test_paymentsAndTradesBySide(self):
+        """
+        Pinned cases of the side rules: an asset on either side of a path payment or a trade,
+        with C{min_amount} on the amount of the side that matched; a pool by its C{L...}.
+        """
+        self.query.producedTypes = LEDGER_TYPES
+        cases = [
+            {"types": ["payment"], "asset_codes": ["USDC"], "min_amount": "12.5"},
+            {"types": ["trade"], "asset_codes": ["XLM"], "min_amount": "1"},
+            {"types": ["trade"], "min_amount": "100"},
+            {"types": ["payment"], "min_amount": "100"},
+            {"account_ids": [ADDRESSES[-1]]},
+            {"types": ["payment", "trade"], "asset_codes": ["XLM:" + ISSUERS[0], "EURC"], "min_amount": "0.5"},
+        ]
+        for values in cases:
+            filters = parseFilters(values)
+            expected = [m["id"] for m in self.messages if matches(filters.forPipeline(LEDGER_TYPES), eventKeys(m))]
+            self.assertGreater(len(expected), 0, values)
+            self.assertEqual([i for i, _ in self.select(filters).events], expected, values)
 
     @settings(max_examples=60, deadline=None)
     @given(filterValues, st.integers(FIRST_LEDGER, FIRST_LEDGER + 100), st.integers(0, 30))
@@ -338,10 +371,12 @@ class WebSocketEqualityTests(HTTPTestCase, e2e.E2EMixin):
     same filter over the same range.
     """
 
+    filters = {"types": ["transfer", "payment"], "account_ids": [MUXED, CONTRACTS[1]], "min_amount": "0.5"}
+
     @inlineCallbacks
     def test_sameAsWebSocketClient(self):
-        yield self.startServer()
-        filters = {"types": ["transfer", "payment"], "account_ids": [MUXED, CONTRACTS[1]], "min_amount": "0.5"}
+        yield self.startServer(produced_types=self.producedTypes)
+        filters = self.filters
         client = yield self.connect()
         client.send({"type": "register", "filters": filters})
         yield client.waitFor(lambda c: "registered" in c.types())
@@ -368,6 +403,25 @@ class WebSocketEqualityTests(HTTPTestCase, e2e.E2EMixin):
             self.pgConsumer = self.consumer  # E2EMixin's startServer takes self.consumer
 
         return d.addCallback(keep)
+
+
+class WholeLedgerWebSocketEqualityTests(WebSocketEqualityTests):
+    """
+    The same on a whole-ledger pipeline: C{payment} is payment messages only, and assets and
+    C{min_amount} apply side by side to payments and trades.
+    """
+
+    producedTypes = LEDGER_TYPES
+    filters = {"types": ["payment", "trade"], "asset_codes": ["USDC", "XLM"], "min_amount": "1"}
+
+
+class MixedWebSocketEqualityTests(WebSocketEqualityTests):
+    """
+    And with an account filter (a pool among them) on every type, on a whole-ledger pipeline.
+    """
+
+    producedTypes = LEDGER_TYPES
+    filters = {"account_ids": [MUXED, ADDRESSES[-1]], "min_amount": "0.5"}
 
 
 class BackfillExampleTests(HTTPTestCase):
