@@ -8,6 +8,7 @@ WebSocket client with the same filter received.
 
 import json
 import random
+from decimal import Decimal
 
 import treq
 from hypothesis import given, settings
@@ -453,3 +454,70 @@ class BackfillExampleTests(HTTPTestCase):
         expected = [m for m in messages[10:] if matches(parsed, eventKeys(m))]
         self.assertEqual(lines, [m.json.decode() for m in expected])
         self.assertEqual(last, expected[-1]["id"])
+
+
+def docQuery(heading):
+    """
+    The SQL block that follows the paragraph starting with C{heading} in docs/postgresql.md.
+    """
+    import os
+
+    from tests.helpers import REPO
+
+    with open(os.path.join(REPO, "docs", "postgresql.md"), encoding="utf-8") as f:
+        text = f.read()
+    start = text.index("\n" + heading)
+    block = text.index("```sql\n", start) + len("```sql\n")
+    return text[block:text.index("```", block)]
+
+
+class DocsQueriesTests(StoreTestCase):
+    """
+    The example queries of docs/postgresql.md for payments and trades, run on the pubnet ledger
+    53312000 as a whole-ledger pipeline stores it, give what L{stellarflow.meta} extracted.
+    """
+
+    producedTypes = LEDGER_TYPES
+
+    def setUp(self):
+        from stellarflow.events.network import PUBLIC
+        from stellarflow.meta import ledgerMessages
+        from stellarflow.testing.ledgerfiles import fixtureLedgers
+
+        d = StoreTestCase.setUp(self)
+        (lcm,) = fixtureLedgers("galexie-pubnet-53312000.xdr.zstd")
+        self.messages = [seal(m) for m in ledgerMessages(lcm, PUBLIC)]
+        return d.addCallback(lambda _: self.store(self.messages))
+
+    def runDocQuery(self, heading):
+        sql = docQuery(heading)
+        names = self.consumer.names
+        sql = sql.replace("stellar_events_payments", names.payments).replace("stellar_events_trades", names.trades)
+        return self.db.query(sql)
+
+    def test_paymentsOfAnAccount(self):
+        account = "GABIOWBZG6IXN7ASBBCDPJ2KK5OWQ76UDV3PN4WPQT5MUCFCUQR4JZLE"
+        rows = self.runDocQuery("Payments of an account")
+        expected = [m for m in self.messages if m["type"] == "payment" and account in (m["from"], m["to"])][::-1]
+        self.assertEqual(len(rows), len(expected))
+        self.assertGreater(len(rows), 0)
+        self.assertEqual([(r[1], r[2], str(r[4]), r[5]) for r in rows],
+                         [(m["operation_type"], m["from"], m["amount"], m["asset_code"]) for m in expected])
+
+    def test_usdcXlmTrades(self):
+        usdc = "GA5ZSEJYB37JRC5AVCIA5MOP4RHTM335X2KGX3IHOJAPP5RE34K4KZVN"
+        rows = self.runDocQuery("USDC/XLM trades in a time range")
+
+        def side(m, prefix):
+            return (m[prefix + "asset_code"], m[prefix + "asset_issuer"])
+
+        expected = [m for m in self.messages if m["type"] == "trade"
+                    and {side(m, "sold_"), side(m, "bought_")} == {("USDC", usdc), ("XLM", None)}]
+        self.assertEqual(len(expected), 6)
+        self.assertEqual(len(rows), len(expected))
+        for row, m in zip(rows, expected):
+            usdcAmount, xlmAmount = ((m["sold_amount"], m["bought_amount"]) if m["sold_asset_code"] == "USDC"
+                                     else (m["bought_amount"], m["sold_amount"]))
+            self.assertEqual((str(row[5]), str(row[6])), (usdcAmount, xlmAmount))
+            # PostgreSQL divides numerics to 16 decimals or so
+            self.assertLess(abs(row[7] - Decimal(xlmAmount) / Decimal(usdcAmount)), Decimal("1e-12"))

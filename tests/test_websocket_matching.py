@@ -358,3 +358,56 @@ class TradeRulesTests(SynchronousTestCase):
         self.assertTrue(passes({"min_amount": "4.2884589"}, reverse))
         self.assertFalse(passes({"min_amount": "1"}, tradeMessage(soldAmount=None, boughtAmount="0.5")))
         self.assertTrue(passes({"min_amount": "0.5"}, tradeMessage(soldAmount="NaN", boughtAmount="0.5")))
+
+
+class DocsExamplesTests(SynchronousTestCase):
+    """
+    The payment and trade messages docs/websocket.md shows are what stellarflow.meta extracts
+    from pubnet ledger 53312000, and the filters it applies to them do what it says.
+    """
+
+    def setUp(self):
+        import json
+        import os
+        import re
+
+        from stellarflow.events.network import PUBLIC
+        from stellarflow.meta import ledgerMessages
+        from stellarflow.testing.ledgerfiles import fixtureLedgers
+        from tests.helpers import REPO
+
+        (lcm,) = fixtureLedgers("galexie-pubnet-53312000.xdr.zstd")
+        messages = ledgerMessages(lcm, PUBLIC)
+        self.payment = [m for m in messages if m["type"] == "payment" and m["transaction_index"] == 113][0]
+        self.trade = [m for m in messages if m["type"] == "trade" and m["transaction_index"] == 113][0]
+        with open(os.path.join(REPO, "docs", "websocket.md"), encoding="utf-8") as f:
+            blocks = re.findall(r"```json\n(.*?)```", f.read(), re.S)
+        self.shown = [json.loads(b) for b in blocks if '"transaction_index": 113' in b]
+        self.replies = [json.loads(b) for b in blocks if b.startswith('{"type": "registered"')]
+
+    def test_realMessagesShown(self):
+        self.assertEqual(self.shown, [self.payment, self.trade])
+
+    def test_registeredRepliesShown(self):
+        """
+        The C{registered} replies shown are the server's, on the pipelines they are said to be on.
+        """
+        import json
+
+        from stellarflow.websocket import messages
+
+        guide = parseFilters({"types": ["payment", "trade"]})
+        single = parseFilters({"types": ["payment"], "asset_codes": ["USDC"], "min_amount": "100"})
+        self.assertEqual(self.replies, [
+            json.loads(messages.registered(single, producedTypes=LEDGER_TYPES)),
+            json.loads(messages.registered(guide, producedTypes=frozenset(["contract_event"]))),
+        ])
+
+    def test_filtersAsDocumented(self):
+        ledgers = LEDGER_TYPES
+        both = {"asset_codes": ["USDC"], "min_amount": "0.003"}
+        neither = {"asset_codes": ["XLM"], "min_amount": "0.04"}
+        seller = {"account_ids": ["GBD5U2WBPQIC6BVLLSXR5Q4MTOSYNPKCTVJBP4CXW2JR3DU4CH6Q2REX"]}
+        self.assertEqual([passes(both, m, ledgers) for m in (self.payment, self.trade)], [True, True])
+        self.assertEqual([passes(neither, m, ledgers) for m in (self.payment, self.trade)], [False, False])
+        self.assertEqual([passes(seller, m, ledgers) for m in (self.payment, self.trade)], [False, True])
