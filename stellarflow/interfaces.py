@@ -260,9 +260,13 @@ class IClientConnection(Interface):
         does not take at once is kept by the transport and sent when it drains.
         """
 
-    def close(code, reason):
+    def close(code, reason, drainTimeout=None):
         """
         Start the WebSocket closing handshake with C{code} and C{reason}.
+
+        @param drainTimeout: seconds the client has to read what was already written, then the
+            close frame, before the TCP connection is dropped (C{None}: the configured close
+            timeout).
         """
 
     def abort():

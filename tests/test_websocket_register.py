@@ -44,7 +44,9 @@ class RegistrationTests(SynchronousTestCase):
     def test_filtersAndResumeAfter(self):
         result = parse({"type": "register", "filters": {"account_ids": [M1], "min_amount": "1e2"},
                         "resume_after": eventId(7)})
-        self.assertEqual(result, Registration(parseFilters({"account_ids": [G1], "min_amount": "100"}), eventId(7)))
+        self.assertEqual(
+            result, Registration(parseFilters({"account_ids": [G1], "min_amount": "100"}), eventId(7), True)
+        )
 
     def test_noFilters(self):
         """

@@ -900,7 +900,7 @@ class CursorTests(Mixin, SynchronousTestCase):
         """
         b = self.make()
         conn, client = self.connect(b)
-        register(b, client, {"account_ids": [G3], "types": ["mint"]})
+        register(b, client, {"account_ids": [G3], "types": ["mint"]}, cursor_updates=True)
         self.feed(b, range(1, 5))
         self.clock.advance(29.9)
         self.assertEqual(self.cursors(conn), [])
@@ -918,7 +918,7 @@ class CursorTests(Mixin, SynchronousTestCase):
         """
         b = self.make(cursorInterval=10)
         conn, client = self.connect(b)
-        register(b, client, {"types": ["mint"]})
+        register(b, client, {"types": ["mint"]}, cursor_updates=True)
         for n in range(1, 101):
             self.feed(b, [n])
             self.clock.advance(1)
@@ -930,7 +930,7 @@ class CursorTests(Mixin, SynchronousTestCase):
         """
         b = self.make()
         conn, client = self.connect(b)
-        register(b, client, {"asset_codes": ["USDC"]})
+        register(b, client, {"asset_codes": ["USDC"]}, cursor_updates=True)
         self.feed(b, [2])
         self.clock.advance(30)
         self.assertEqual(self.cursors(conn), [])
@@ -961,7 +961,7 @@ class CursorTests(Mixin, SynchronousTestCase):
         b = self.make(prepare=prepare, replayOptions={"chunk": 1, "turnBudget": 1})
         quiet = [self.connect(b, "q%d" % i) for i in range(3)]
         for _, c in quiet:
-            register(b, c, {"types": ["mint"]})
+            register(b, c, {"types": ["mint"]}, cursor_updates=True)
         unregistered, _ = self.connect(b, "u")
         self.feed(b, range(1, 5))
         replaying, r = self.connect(b, "r")
@@ -974,6 +974,50 @@ class CursorTests(Mixin, SynchronousTestCase):
         self.assertEqual(self.cursors(unregistered), [])
         self.assertEqual(self.cursors(replaying), [])
         self.assertEqual(len([p for p in prepared if b'"cursor"' in p]), 1, prepared)
+
+    def test_onlyWhenAsked(self):
+        """
+        A client that sends exactly the guide's register gets no cursor messages; one that
+        resumes, or asks with cursor_updates, gets them; cursor_updates false (also beside
+        resume_after) turns them off, and a later register without the field keeps the choice.
+        """
+        b = self.make()
+        guide, g = self.connect(b, "guide")
+        register(b, g, {"types": ["mint"], "account_ids": [], "asset_codes": [], "min_amount": ""})
+        asked, a = self.connect(b, "asked")
+        register(b, a, {"types": ["mint"]}, cursor_updates=True)
+        declined, d = self.connect(b, "declined")
+        register(b, d, {"types": ["mint"]}, resume_after=eventId(0), cursor_updates=False)
+        self.feed(b, range(1, 3))
+        resumed, r = self.connect(b, "resumed")
+        register(b, r, {"types": ["mint"]}, resume_after=eventId(0))
+        self.clock.advance(0)
+        self.clock.advance(30)
+        self.assertEqual(self.cursors(guide), [])
+        self.assertEqual(self.cursors(asked), [eventId(2)])
+        self.assertEqual(self.cursors(declined), [])
+        self.assertEqual(self.cursors(resumed), [eventId(2)])
+        self.assertEqual(set(guide.types()), {"welcome", "registered"})
+        # re-registering without the field keeps each choice; false turns them off
+        register(b, r, {"types": ["burn"]})
+        register(b, a, {"types": ["burn"]}, cursor_updates=False)
+        self.feed(b, [3])
+        self.clock.advance(30)
+        self.assertEqual(self.cursors(resumed), [eventId(2), eventId(3)])
+        self.assertEqual(self.cursors(asked), [eventId(2)])
+
+    def test_badCursorUpdates(self):
+        """
+        cursor_updates must be a boolean: anything else is an error naming the field.
+        """
+        b = self.make()
+        conn, client = self.connect(b)
+        for bad in ("yes", 1, [], {}):
+            register(b, client, {}, cursor_updates=bad)
+        errors = [m for m in conn.messages() if m["type"] == "error"]
+        self.assertEqual([e["error"] for e in errors], ["invalid_field_type"] * 4)
+        self.assertEqual({e["field"] for e in errors}, {"cursor_updates"})
+        self.assertFalse(client.registered)
 
     def test_stoppedAtShutdown(self):
         b = self.make()

@@ -71,6 +71,8 @@ class ClientHub:
     @param maxReplay: most events one resume may need replayed.
     @param cursorInterval: seconds between C{cursor} messages to clients that received nothing
         (0: none).
+    @param queueFullDrain: seconds a client closed for a full queue has to read what was already
+        written to it, then its C{error} and close frame, before its TCP connection is dropped.
     @param store: the durable L{IEventHistory} older positions are replayed from, or C{None}.
     @param replayOptions: more keyword arguments for the L{Replayer} (tests, benchmarks).
     @param producedTypes: the message types the pipeline produces (C{None}: not known): what
@@ -92,6 +94,7 @@ class ClientHub:
         historyLedgers=0,
         maxReplay=100000,
         cursorInterval=30.0,
+        queueFullDrain=30.0,
         store=None,
         replayOptions=None,
         producedTypes=None,
@@ -103,6 +106,7 @@ class ClientHub:
         self.registrationTimeout = registrationTimeout
         self.maxConnections = maxConnections
         self.logInterval = logInterval
+        self.queueFullDrain = queueFullDrain
         self.counters = Counters()
         self.sessions = {}
         self.history = HistoryWindow(historySize, historyLedgers) if historySize else None
@@ -238,14 +242,16 @@ class ClientHub:
                 messages.RESUME_IN_PROGRESS,
                 "a resume is being prepared; wait for its registered reply before registering again",
             )
-        if registration.resumeAfter is None:
-            return self.register(session, registration.filters)
-        if self.history is None:
+        if registration.resumeAfter is not None and self.history is None:
             return session.error(
                 messages.RESUME_NOT_AVAILABLE,
                 "this server keeps no history (history_size is 0); register without resume_after",
                 "resume_after",
             )
+        if registration.cursorUpdates is not None:
+            session.wantsCursors = registration.cursorUpdates
+        if registration.resumeAfter is None:
+            return self.register(session, registration.filters)
         self.resume(session, registration.filters, registration.resumeAfter)
 
     def register(self, session, filters):

@@ -14,9 +14,10 @@ from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny
 from zope.interface import implementer
 
-from stellarflow.compat.autobahn import rawFrame, rawFrames, sendCloseFrame
+from stellarflow.compat.autobahn import rawFrame, rawFrames, requestHead, sendCloseFrame
 from stellarflow.compat.twisted import writeNow
 from stellarflow.interfaces import IClientConnection
+from stellarflow.websocket.handshake import keyProblem, keyRefusal
 
 _OPEN = WebSocketProtocol.STATE_OPEN
 
@@ -35,6 +36,19 @@ class BroadcastServerProtocol(WebSocketServerProtocol):
     """
 
     session = None
+
+    def processHandshake(self):
+        # A Sec-WebSocket-Key of the wrong length (the guide's curl line sends 13 bytes) gets a
+        # 400 that says what to send, rather than Autobahn's bare status line.
+        head = requestHead(self)
+        if head is not None:
+            problem = keyProblem(head)
+            if problem is not None:
+                self.wasNotCleanReason = "bad Sec-WebSocket-Key"
+                self.sendData(keyRefusal(head, self.factory.path, problem))
+                self.dropConnection(abort=False)
+                return
+        return WebSocketServerProtocol.processHandshake(self)
 
     def onConnect(self, request):
         factory = self.factory
@@ -86,9 +100,13 @@ class BroadcastServerProtocol(WebSocketServerProtocol):
             return
         writeNow(self.transport, data)
 
-    def close(self, code, reason):
+    def close(self, code, reason, drainTimeout=None):
         # any code: the public sendClose refuses 1001 and other RFC codes.
         if self.state == _OPEN:
+            if drainTimeout is not None:
+                # Autobahn copies its options onto each protocol when it connects and starts
+                # the closing-handshake timer from this one when the close frame goes out.
+                self.closeHandshakeTimeout = max(self.closeHandshakeTimeout, drainTimeout)
             sendCloseFrame(self, code, reason)
 
     def abort(self):
