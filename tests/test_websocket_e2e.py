@@ -246,6 +246,8 @@ class ConsumerTests(SynchronousTestCase):
                 "max_message_size": 65536,
                 "max_connections": 10000,
                 "allowed_origins": [],
+                "dashboard": True,
+                "dashboard_path": "/",
             },
         )
 

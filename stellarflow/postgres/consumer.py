@@ -385,15 +385,21 @@ class SaveToPostgreSQL:
         if not self._parked:
             self._parkedWarned = False
 
-    def _schedule(self):
+    def _schedule(self, writerFreed=False):
         """
         Start a flush if one is due, or arm the timer for when it will be.
+
+        @param writerFreed: a flush just ended.  What queued meanwhile is written at once,
+            however little (group commit): it waited for the writer already, and waiting for
+            C{flush_interval} too would leave the database idle while the pipeline, whose
+            acknowledgements wait on this flush, cannot send more.  C{batch_size} and
+            C{flush_interval} gather rows only while the writer is idle.
         """
         if self._flushing is not None or not self.ready or not self._queue:
             return
         waited = self.reactor.seconds() - self._queue[0].arrived
         queued = sum(e.count for e in self._queue)
-        if queued >= self.batchSize or waited >= self.flushInterval or self._stopping:
+        if writerFreed or queued >= self.batchSize or waited >= self.flushInterval or self._stopping:
             self._flush()
         elif self._flushTimer is None or not self._flushTimer.active():
             self._flushTimer = self.reactor.callLater(self.flushInterval - waited, self._flushTimerFired)
@@ -486,7 +492,7 @@ class SaveToPostgreSQL:
         for waiter in waiters:
             waiter.callback(None)
         if not self._stopping:
-            self._schedule()
+            self._schedule(writerFreed=True)
 
     def _remember(self, cursor):
         self._written[cursor] = True

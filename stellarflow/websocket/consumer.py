@@ -22,7 +22,7 @@ from zope.interface import implementer, provider
 
 from stellarflow.compat.autobahn import prepareTextFrame
 from stellarflow.interfaces import IComponentFactory, IConsumer, IStatsProvider
-from stellarflow.schema import Field, Integer, ListOf, Number, Schema, String, join
+from stellarflow.schema import Boolean, Field, Integer, ListOf, Number, Schema, String, join
 from stellarflow.websocket.hub import ClientHub
 from stellarflow.websocket.protocol import BroadcastServerFactory
 from stellarflow.websocket.tls import TLSConfigError, serverOptions
@@ -103,6 +103,10 @@ class SaveToWebSocket:
                 String(), "", "PEM file: the server certificate, then its chain; serves wss:// (with tls_key)"
             ),
             "tls_key": Field(String(), "", "PEM file: the certificate's private key (unencrypted)"),
+            "dashboard": Field(Boolean(), True, "serve the live dashboard page (docs/dashboard.md) on this port"),
+            "dashboard_path": Field(
+                String(validator=_path), "/", "where the page is (its files and /client.js beside it)"
+            ),
         },
         check=_checkTLS,
     )
@@ -151,6 +155,8 @@ class SaveToWebSocket:
         replay_options=None,
         tls_certificate="",
         tls_key="",
+        dashboard=True,
+        dashboard_path="/",
         open_timeout=5.0,
         close_timeout=2.0,
         shutdown_timeout=5.0,
@@ -191,6 +197,9 @@ class SaveToWebSocket:
             secure=self.tls is not None,
         )
         self.listeningPort = None
+        self.dashboard = dashboard
+        self.dashboard_path = dashboard_path
+        self.openTimeout = open_timeout
 
     @property
     def address(self):
@@ -211,8 +220,20 @@ class SaveToWebSocket:
             return TCP6ServerEndpoint(self.reactor, self.port, backlog=backlog, interface=self.host)
         return TCP4ServerEndpoint(self.reactor, self.port, backlog=backlog, interface=self.host)
 
+    def _site(self):
+        """
+        What listens: the WebSocket factory alone, or with the dashboard page beside it.
+        """
+        if not self.dashboard:
+            return self.factory
+        from stellarflow.dashboard.front import FrontFactory
+        from stellarflow.dashboard.site import DashboardResource
+
+        page = DashboardResource(self.path, self.dashboard_path)
+        return FrontFactory(self.reactor, self.factory, self.path, page, timeout=self.openTimeout)
+
     def start(self):
-        d = maybeDeferred(self._endpoint().listen, self.factory)
+        d = maybeDeferred(self._endpoint().listen, self._site())
 
         def listening(port):
             self.listeningPort = port
@@ -222,6 +243,13 @@ class SaveToWebSocket:
                 address=self.address,
                 path=self.path,
             )
+            if self.dashboard:
+                self.log.info(
+                    "Dashboard on {scheme}://{address}{page}",
+                    scheme="https" if self.tls else "http",
+                    address=self.address,
+                    page=self.dashboard_path,
+                )
 
         def failed(f):
             f.trap(CannotListenError)
