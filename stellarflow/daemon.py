@@ -11,7 +11,7 @@ from zope.interface.verify import verifyObject
 
 from stellarflow.checkpoint import FileCheckpointStore
 from stellarflow.interfaces import IConsumer, IEventHistorySource, IProcessor, ISource, IStatsProvider
-from stellarflow.pipeline import ComponentContext, Pipeline
+from stellarflow.pipeline import ComponentContext, Pipeline, producedTypes
 
 
 class Daemon(MultiService):
@@ -108,6 +108,7 @@ def buildPipeline(spec, config, reactor, onFatal=None):
         processor = p.factory.fromConfig(p.config, context)
         verifyObject(IProcessor, processor)
         processors.append(processor)
+    context = attr.evolve(context, produced_types=producedTypes(processors))
     # A consumer that stores the events durably is built first: it lends them to those built
     # after it (WebSocket clients resuming from a position older than the server's memory).
     built = {}

@@ -100,6 +100,13 @@ class IProcessor(Interface):
     Maps a batch's items to messages.
     """
 
+    producedTypes = Attribute(
+        "The message C{type} values this processor emits (a frozenset), or C{None} when it passes "
+        "on the types of what it is given (a filter, an enricher).  The pipeline tells its "
+        "consumers what the last declaring processor produces (C{ComponentContext} "
+        "C{produced_types}), so the WebSocket server can say which filter types can match."
+    )
+
     def process(items):
         """
         Return a list of messages for C{items} (a list), keeping order, or a Deferred firing

@@ -28,6 +28,7 @@ class FakeSource:
 @implementer(IProcessor)
 class FakeProcessor:
     configSchema = Schema({})
+    producedTypes = None
 
 
 @provider(IComponentFactory)

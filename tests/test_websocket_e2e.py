@@ -332,16 +332,17 @@ class FilterTests(E2EMixin, TestCase):
     @defer.inlineCallbacks
     def test_everyRule(self):
         """
-        Each filter rule, end to end: every client receives exactly its events.
+        Each filter rule, end to end: every client receives exactly its events (on a getEvents
+        pipeline: contract events only, C{payment} is a two-party transfer).
         """
-        yield self.startServer()
+        yield self.startServer(produced_types=frozenset(["contract_event"]))
         C1 = ev.USDC_SAC
         rules = {
             "none": {},
             "contract_event": {"types": ["contract_event"]},
             "transfer": {"types": ["transfer"]},
             "payment": {"types": ["payment"]},
-            "unknown": {"types": ["trade"]},
+            "unknown": {"types": ["trade", "swap"]},
             "g3": {"account_ids": [ev.G3]},
             "muxed": {"account_ids": [ev.M1]},
             "contract": {"account_ids": [C1]},
@@ -357,7 +358,8 @@ class FilterTests(E2EMixin, TestCase):
         for name, filters in rules.items():
             reply = yield self.register(byRule[name], filters)
             self.assertEqual(reply["type"], "registered")
-        self.assertEqual(byRule["unknown"].received[-1]["unknown_types"], ["trade"])
+        self.assertEqual(byRule["unknown"].received[-1]["unknown_types"], ["swap"])
+        self.assertEqual(byRule["unknown"].received[-1]["unavailable_types"], ["trade"])
         events = [
             ev.tokenEvent(1),  # USDC payment G1 -> G2, 150
             ev.tokenEvent(2, code="XLM", to=ev.G3, amount="5000"),  # XLM payment to G3

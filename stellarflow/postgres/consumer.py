@@ -109,6 +109,7 @@ class SaveToPostgreSQL:
             history_max_limit=config["history_max_limit"],
             history_statement_timeout=config["history_statement_timeout"],
             secrets=[config["password"]] if config["password"] else (),
+            produced_types=context.produced_types,
         )
 
     def __init__(
@@ -130,8 +131,10 @@ class SaveToPostgreSQL:
         backoff=None,
         secrets=(),
         keeper=None,
+        produced_types=None,
     ):
         self.reactor = reactor
+        self.producedTypes = produced_types
         self.dsn = dsn
         self.pipeline = pipeline
         self.names = TableNames(table, schema)
@@ -217,6 +220,7 @@ class SaveToPostgreSQL:
                 maxLimit=self.historyMaxLimit,
                 connectTimeout=self.connectTimeout,
                 secrets=self._historySecrets,
+                producedTypes=self.producedTypes,
             )
         return self._query
 

@@ -117,7 +117,7 @@ class SaveToWebSocket:
 
     @classmethod
     def fromConfig(cls, config, context):
-        return cls(context.reactor, history=context.history, **config)
+        return cls(context.reactor, history=context.history, produced_types=context.produced_types, **config)
 
     def stats(self):
         """
@@ -166,6 +166,7 @@ class SaveToWebSocket:
         close_timeout=2.0,
         shutdown_timeout=5.0,
         history=None,
+        produced_types=None,
     ):
         self.reactor = reactor
         self.tls = serverOptions(tls_certificate, tls_key) if tls_certificate else None
@@ -187,6 +188,7 @@ class SaveToWebSocket:
             cursorInterval=cursor_interval,
             store=history,
             replayOptions=replay_options,
+            producedTypes=produced_types,
         )
         self.factory = BroadcastServerFactory(
             reactor,

@@ -75,6 +75,8 @@ class ClientHub:
         written to it, then its C{error} and close frame, before its TCP connection is dropped.
     @param store: the durable L{IEventHistory} older positions are replayed from, or C{None}.
     @param replayOptions: more keyword arguments for the L{Replayer} (tests, benchmarks).
+    @param producedTypes: the message types the pipeline produces (C{None}: not known): what
+        C{payment} means and the C{registered} reply's C{available_types}.
 
     @ivar sessions: every connected session (a dict used as an insertion-ordered set).
     @ivar counters: the L{Counters}.
@@ -95,8 +97,10 @@ class ClientHub:
         queueFullDrain=30.0,
         store=None,
         replayOptions=None,
+        producedTypes=None,
     ):
         self.clock = clock
+        self.producedTypes = producedTypes
         self.prepare = prepare if prepare is not None else (lambda payload: payload)
         self.maxQueueSize = maxQueueSize
         self.registrationTimeout = registrationTimeout
@@ -225,7 +229,7 @@ class ClientHub:
         if session.closing:
             return
         try:
-            self._handle(session, parseRegister(payload, isBinary))
+            self._handle(session, parseRegister(payload, isBinary, self.producedTypes))
         except Exception:
             log.failure("Unexpected error handling a message from WebSocket client {peer}", peer=session.peer)
             session.error(messages.INTERNAL_ERROR, "the server could not process this message")
@@ -259,7 +263,7 @@ class ClientHub:
             return
         self._cancelDeadline(session)
         first = session.register(filters)
-        session.write(self.prepare(messages.registered(filters)))
+        session.write(self.prepare(messages.registered(filters, producedTypes=self.producedTypes)))
         if session.closing:
             return
         if self.replayer.isReplaying(session):
@@ -294,7 +298,7 @@ class ClientHub:
         session.register(filters)
         self.broadcaster.remove(session)
         session.discardPending()
-        session.write(self.prepare(messages.registered(filters, resume)))
+        session.write(self.prepare(messages.registered(filters, resume, self.producedTypes)))
         return not session.closing
 
     def replayFinished(self, session):

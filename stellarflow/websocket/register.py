@@ -48,12 +48,14 @@ class RegisterError:
     field = attr.ib(default=None)
 
 
-def parseRegister(payload, isBinary):
+def parseRegister(payload, isBinary, producedTypes=None):
     """
     Parse a message a client sent.
 
     @param payload: the message's bytes (UTF-8 text, as Autobahn delivers it).
     @param isBinary: whether it came in a binary frame.
+    @param producedTypes: the message types the pipeline produces (C{None}: not known): the
+        filters are for that pipeline (L{Filters.forPipeline}).
     @return: a L{Registration}, or a L{RegisterError}; never raises.
     """
     if isBinary:
@@ -87,7 +89,7 @@ def parseRegister(payload, isBinary):
             unknown[0][:100],
         )
     try:
-        filters = parseFilters(message.get("filters"))
+        filters = parseFilters(message.get("filters")).forPipeline(producedTypes)
     except FilterError as e:
         return RegisterError(e.code, e.message, None if e.field is None else "filters." + e.field)
     resumeAfter = message.get("resume_after")
