@@ -192,7 +192,7 @@ def append(ingest, batches, inFlight):
 def saturation(reactor, box, ingest, fleet, edgePids, p, start):
     """One burst: deliveries/s and CPU per delivery."""
     batches = batchesOf(makePages(start, p["events"], p["page"], p["clients"]), start)
-    yield fleet.mark()
+    marked = yield fleet.mark()
     pids = edgePids + [box.redis.pid]
     before = [cpuSeconds(pid) for pid in pids] + [cpuSeconds()]
     began = time.time()
@@ -221,6 +221,7 @@ def saturation(reactor, box, ingest, fleet, edgePids, p, start):
         "edge_cpu_share": edges / seconds,
         "redis_cpu_share": spent[len(edgePids)] / seconds,
         "ingest_cpu_share": spent[-1] / seconds,
+        "client_cpu_share": (answer["cpu"] - marked["cpu"]) / seconds,
     }
 
 
@@ -408,9 +409,10 @@ def describe(result):
                 "own-account filters" if p["filters"] == "account" else "all matching", p["events"]),
             "value": m[key + "deliveries_per_s"], "unit": "deliveries/s",
             "note": "edge CPU {:.2f} us/delivery, box (edges+Redis+ingest) {:.2f} us/delivery; edges {:.0%} of a "
-                    "core, Redis {:.0%}, ingest {:.0%}".format(
+                    "core, Redis {:.0%}, ingest {:.0%}, load generator {:.0%}".format(
                         m[key + "edge_cpu_us_per_delivery"], m[key + "box_cpu_us_per_delivery"],
-                        m[key + "edge_cpu_share"], m[key + "redis_cpu_share"], m[key + "ingest_cpu_share"]),
+                        m[key + "edge_cpu_share"], m[key + "redis_cpu_share"], m[key + "ingest_cpu_share"],
+                        m[key + "client_cpu_share"]),
         })
     if "redis.saturation.ratio_2_to_1" in m:
         rows.append({"label": "2 edges vs 1, deliveries/s", "value": m["redis.saturation.ratio_2_to_1"], "unit": "x",
