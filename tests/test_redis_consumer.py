@@ -380,3 +380,30 @@ class SentinelTests(TestCase):
         yield c.start()
         yield c.consume(batch(100))
         self.assertEqual(len(readStream("s", master.url)), 3)
+
+
+class ForeignNetworkTests(TestCase):
+    timeout = 30
+
+    def setUp(self):
+        requireRedis()
+        self.stream = uniqueStream(self)
+
+    @inlineCallbacks
+    def test_streamOfAnotherNetworkIsRefused(self):
+        """
+        After a testnet reset the new ids sort below the stream's top and would be taken for
+        duplicates: a consumer of another network appends nothing and acknowledges nothing.
+        """
+        first = SaveToRedis(reactor, redis_url=testRedisURL(), stream=self.stream, network="Public Global Stellar Network ; September 2015")
+        self.addCleanup(first.stop)
+        yield first.start()
+        yield first.consume(batch(500))
+        other = SaveToRedis(reactor, redis_url=testRedisURL(), stream=self.stream, network="Test SDF Network ; September 2015")
+        self.addCleanup(other.stop)
+        yield other.start()
+        d = other.consume(batch(5))
+        yield waitUntil(reactor, lambda: other.stats()["foreign_stream"], what="refusal")
+        self.assertNoResult(d)
+        self.assertEqual(len(readStream(self.stream)), 3)
+        d.addErrback(lambda _: None)

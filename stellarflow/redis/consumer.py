@@ -29,6 +29,7 @@ from stellarflow.backoff import Backoff
 from stellarflow.checkpoint import Checkpoint
 from stellarflow.compat.txredisapi import ResponseError
 from stellarflow.durable import notBefore
+from stellarflow.events.network import networkPassphrase
 from stellarflow.interfaces import ICheckpointStore, IComponentFactory, IConsumer, IStatsProvider
 from stellarflow.positions import ledgerOf, position, toid
 from stellarflow.redis import entries as E
@@ -38,6 +39,16 @@ from stellarflow.redis.url import parseRedisURL
 
 #: How Redis says an XADD id is not above the top.
 _NOT_ABOVE_TOP = "equal or smaller than the target stream top"
+
+
+#: Seconds between checks of a stream that holds another network's events.
+FOREIGN_RETRY = 30.0
+
+
+class ForeignStream(Exception):
+    """
+    The stream was written for another network.
+    """
 
 
 @attr.s(slots=True, eq=False)
@@ -85,7 +96,7 @@ class SaveToRedis:
         self.stream = stream
         self.positionKey = E.positionKey(stream)
         self.pipeline = pipeline
-        self.network = network
+        self.network = _passphrase(network)
         self.maxLength = max_length
         self.maxLedgers = max_ledgers
         self.maxTransaction = max_transaction
@@ -118,6 +129,7 @@ class SaveToRedis:
         self.writeErrors = 0
         self.losses = 0
         self.refilled = 0
+        self.foreign = None
 
     def __repr__(self):
         return "<SaveToRedis {} stream {}>".format(self.address.describe(), self.stream)
@@ -187,6 +199,16 @@ class SaveToRedis:
         redisLast = E.positionOf(top[0][0]) if top else None
         stored = E.decodeHash(stored)
         redisCursor = stored.get("cursor") or None
+        theirs = stored.get("network") or None
+        if theirs and self.network and theirs != self.network:
+            # Ids of another network (a testnet reset) would sort below the top and be taken
+            # for duplicates: events dropped in silence.  Refuse, loudly, until an operator acts.
+            self.foreign = theirs
+            raise ForeignStream(
+                "stream {} holds the events of network {!r}, this pipeline follows {!r}: use another "
+                "stream (or delete this one and {}) to go on".format(self.stream, theirs, self.network, self.positionKey)
+            )
+        self.foreign = None
         if self.last is not None and E.later(self.last, redisLast):
             yield self._refill(redisLast, redisCursor)
         else:
@@ -199,6 +221,10 @@ class SaveToRedis:
 
     def _positionFailed(self, failure):
         self.writeErrors += 1
+        if failure.check(ForeignStream):
+            self.log.critical("{error}; nothing is appended meanwhile", error=failure.getErrorMessage())
+            self._retry = self.reactor.callLater(FOREIGN_RETRY, self._retryNow)
+            return
         self.log.warn(
             "Cannot read the position of stream {stream}: {error}; retrying",
             stream=self.stream,
@@ -458,7 +484,18 @@ class SaveToRedis:
             "connect_retries_total": self.connection.retries,
             "pending_batches": len(self._queue),
             "connected": self.connection.ready,
+            "foreign_stream": self.foreign is not None,
         }
+
+
+def _passphrase(network):
+    """The passphrase of a network setting ("testnet" or a passphrase); C{None} when unknown."""
+    if not network:
+        return None
+    try:
+        return networkPassphrase(network)
+    except ValueError:
+        return network
 
 
 def _failure(error):
