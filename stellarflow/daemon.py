@@ -99,6 +99,10 @@ def buildPipeline(spec, config, reactor, onFatal=None):
     context = ComponentContext(reactor=reactor, pipeline=spec.name, state_dir=config.state_dir, network=network)
     source = spec.source.factory.fromConfig(spec.source.config, context)
     verifyObject(ISource, source)
+    if IEventHistorySource.providedBy(source):
+        # A source that is itself a durable store (a Redis Stream) lends it like a consumer would.
+        verifyObject(IEventHistorySource, source)
+        context = attr.evolve(context, history=source.eventHistory())
     processors = []
     for p in spec.processors:
         processor = p.factory.fromConfig(p.config, context)

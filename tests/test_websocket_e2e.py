@@ -248,6 +248,7 @@ class ConsumerTests(SynchronousTestCase):
                 "allowed_origins": [],
                 "dashboard": True,
                 "dashboard_path": "/",
+                "reuse_port": False,
             },
         )
 

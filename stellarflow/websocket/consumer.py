@@ -22,6 +22,7 @@ from zope.interface import implementer, provider
 
 from stellarflow.compat.autobahn import prepareTextFrame
 from stellarflow.interfaces import IComponentFactory, IConsumer, IStatsProvider
+from stellarflow.reuseport import ReusePortEndpoint
 from stellarflow.schema import Boolean, Field, Integer, ListOf, Number, Schema, String, join
 from stellarflow.websocket.hub import ClientHub
 from stellarflow.websocket.protocol import BroadcastServerFactory
@@ -107,6 +108,9 @@ class SaveToWebSocket:
             "dashboard_path": Field(
                 String(validator=_path), "/", "where the page is (its files and /client.js beside it)"
             ),
+            "reuse_port": Field(
+                Boolean(), False, "listen with SO_REUSEPORT: N processes share the port (docs/scaling.md)"
+            ),
         },
         check=_checkTLS,
     )
@@ -157,6 +161,7 @@ class SaveToWebSocket:
         tls_key="",
         dashboard=True,
         dashboard_path="/",
+        reuse_port=False,
         open_timeout=5.0,
         close_timeout=2.0,
         shutdown_timeout=5.0,
@@ -170,6 +175,7 @@ class SaveToWebSocket:
         self.path = path
         self.host = host
         self.shutdownTimeout = shutdown_timeout
+        self.reusePort = reuse_port
         self.hub = ClientHub(
             reactor,
             prepare=prepareTextFrame,
@@ -214,6 +220,8 @@ class SaveToWebSocket:
         # A deep accept backlog: Twisted's default of 50 makes a burst of reconnecting clients
         # (after a restart, say) wait for SYN retransmissions, one second and more each.
         backlog = min(self.backlog, max(50, self.hub.maxConnections))
+        if self.reusePort:
+            return ReusePortEndpoint(self.reactor, self.port, backlog=backlog, interface=self.host, tls=self.tls)
         if self.tls is not None:
             return SSL4ServerEndpoint(self.reactor, self.port, self.tls, backlog=backlog, interface=self.host)
         if ":" in self.host:
