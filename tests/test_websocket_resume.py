@@ -481,6 +481,7 @@ class RefusalTests(Mixin, SynchronousTestCase):
         conn, client = self.connect(b)
         register(b, client, {"asset_codes": ["XLM"]})
         register(b, client, resume_after=eventId(4))
+        self.clock.advance(b.replayer.aheadWait)
         error = self.assertRefused(conn, "resume_after_ahead")
         self.assertIn(eventId(3), error["message"])
         self.feed(b, [5, 6])
@@ -497,6 +498,7 @@ class RefusalTests(Mixin, SynchronousTestCase):
         self.assertEqual(conn.messages()[-1]["type"], "registered")
         conn, client = self.connect(b)
         register(b, client, resume_after=after(eventId(9)))
+        self.clock.advance(b.replayer.aheadWait)
         self.assertRefused(conn, "resume_after_ahead")
 
     def test_maxReplay(self):
@@ -532,6 +534,8 @@ class RefusalTests(Mixin, SynchronousTestCase):
         conn, client = self.connect(b)
         self.clock.advance(9)
         register(b, client, resume_after=eventId(99))
+        self.clock.advance(b.replayer.aheadWait)
+        self.assertRefused(conn, "resume_after_ahead")
         self.clock.advance(9)
         self.assertIsNone(conn.closed)
         self.clock.advance(1)
@@ -549,12 +553,64 @@ class WaitingTests(Mixin, SynchronousTestCase):
         register(b, client, resume_after=eventId(3))
         self.assertEqual(conn.types(), ["welcome"])
         b.broadcast([], eventId(2))
+        self.clock.advance(b.replayer.aheadWait)
         self.assertEqual(conn.messages()[-1]["error"], "resume_after_ahead")
         register(b, client, resume_after=eventId(2))
         self.drive()
         self.assertEqual(conn.messages()[-1]["resumed"], True)
         self.feed(b, [3])
         self.assertEqual(conn.events(), [eventId(3)])
+
+    def test_aheadWaitsForThePosition(self):
+        """
+        A resume_after a little ahead of this server (a client moving from an edge a moment
+        ahead) waits for the position: the batch that reaches it answers, with nothing
+        skipped or repeated.
+        """
+        b = self.make()
+        self.feed(b, range(1, 4))
+        conn, client = self.connect(b)
+        register(b, client, resume_after=eventId(5))
+        self.clock.advance(1)
+        self.feed(b, [4])
+        self.assertEqual(conn.types(), ["welcome"])  # still behind: waiting
+        self.feed(b, [5, 6])
+        self.drive()
+        reply = [m for m in conn.messages() if m["type"] == "registered"][-1]
+        self.assertEqual(reply["resumed"], True)
+        self.feed(b, [7])
+        self.assertEqual(conn.events(), [eventId(6), eventId(7)])
+        self.clock.advance(10)
+        self.assertNotIn("error", conn.types())
+        self.assertEqual(b.replayer._waitingAhead, [])
+
+    def test_aheadRefusedAtTheBoundary(self):
+        """
+        Still ahead after aheadWait: refused exactly then, not before.
+        """
+        b = self.make()
+        self.feed(b, range(1, 4))
+        conn, client = self.connect(b)
+        register(b, client, resume_after=eventId(9))
+        self.clock.advance(b.replayer.aheadWait - 0.01)
+        self.feed(b, [4])
+        self.assertEqual(conn.types(), ["welcome"])
+        self.clock.advance(0.01)
+        self.assertEqual(conn.messages()[-1]["error"], "resume_after_ahead")
+        self.assertEqual(b.replayer._waitingAhead, [])
+
+    def test_goneWhileWaitingAhead(self):
+        """
+        A client that leaves while its resume waits is forgotten and its timer cancelled.
+        """
+        b = self.make()
+        self.feed(b, range(1, 4))
+        conn, client = self.connect(b)
+        register(b, client, resume_after=eventId(9))
+        b.disconnected(client)
+        self.assertEqual(b.replayer._waitingAhead, [])
+        self.clock.advance(b.replayer.aheadWait)
+        self.assertEqual(conn.types(), ["welcome"])
 
     def test_registerWhilePreparing(self):
         """

@@ -175,12 +175,15 @@ class ClientHub:
     def broadcast(self, events, cursor=None):
         """
         Fan a batch out (see L{Broadcaster.broadcast}); the first batch tells the resumes
-        that waited for it where the stream is.
+        that waited for it where the stream is, and each batch the resumes waiting for the
+        position to reach theirs.
         """
         known = self.broadcaster.position is not None
         self.broadcaster.broadcast(events, cursor)
         if not known and self.broadcaster.position is not None:
             self.replayer.headKnown()
+        else:
+            self.replayer.headAdvanced()
 
     # -- connection events ---------------------------------------------------------------
 
