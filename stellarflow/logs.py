@@ -10,6 +10,10 @@ to standard output (no record separator), for log shippers::
 The event's named fields are included when they are plain JSON values (strings, numbers, booleans,
 None); a failure adds ``"traceback"``.  The default (no ``--logger``) is twistd's human-readable text.
 
+The default text log (``twistd -n`` without ``--logger`` or ``--logfile``, and the
+``stellarflow`` command) is L{text}: info level and above, so per-connection and per-poll
+debug lines stay out of it; ``--logger=stellarflow.logs.verbose`` shows them too.
+
 L{RateLimitedLog} keeps warnings caused by clients to one line per kind per interval.
 """
 
@@ -17,7 +21,14 @@ import json as _json
 import sys
 from datetime import datetime, timezone
 
-from twisted.logger import ILogObserver, LogLevel, formatEvent
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    formatEvent,
+    textFileLogObserver,
+)
 from zope.interface import implementer
 
 _PLAIN = (str, int, float, bool, type(None))
@@ -63,6 +74,40 @@ def json():
     The factory twistd calls for C{--logger=stellarflow.logs.json}.
     """
     return JSONLinesObserver(sys.stdout)
+
+
+def atLevel(observer, level=LogLevel.info):
+    """
+    C{observer}, seeing only events at C{level} and above.
+    """
+    return FilteringLogObserver(observer, [LogLevelFilterPredicate(defaultLogLevel=level)])
+
+
+def text(stream=None):
+    """
+    The default text log: twistd's format on standard output, info level and above.
+    """
+    return atLevel(textFileLogObserver(stream or sys.stdout))
+
+
+def verbose():
+    """
+    C{--logger=stellarflow.logs.verbose}: the text log with debug lines too.
+    """
+    return textFileLogObserver(sys.stdout)
+
+
+def defaultLogger(twistdOptions):
+    """
+    Make L{text} twistd's log observer when it would write text to standard output anyway
+    (C{-n} without C{--logger}, C{--logfile} or C{--syslog}); a log file keeps twistd's own.
+    """
+    if twistdOptions is None or twistdOptions.get("logger") is not None:
+        return
+    if twistdOptions.get("syslog") or twistdOptions.get("logfile") not in (None, "-"):
+        return
+    if twistdOptions.get("nodaemon") or twistdOptions.get("logfile") == "-":
+        twistdOptions["logger"] = "stellarflow.logs.text"
 
 
 class RateLimitedLog:
