@@ -72,7 +72,12 @@ class BroadcastServerProtocol(WebSocketServerProtocol):
         if ticket.drop:
             # over the descriptor budget or refusing too many from this address: the cheapest
             # answer is none (no Autobahn state, no timer)
-            factory.refused("dropped", "Dropping connections: no descriptors left or too many refused")
+            if ticket.refusal is None:
+                factory.refused("reserve", "Closing new WebSocket connections: the descriptor budget ({budget}) is spent",
+                                budget=factory.guard.budget)
+            else:
+                factory.refused("dropped", "Closing new WebSocket connections from {address} at once: 16 refused "
+                                "ones are already waiting", address=ticket.address)
             self._skipped = True
             self.transport.abortConnection()
             return
