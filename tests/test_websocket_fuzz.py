@@ -29,7 +29,7 @@ from stellarflow.websocket.limits import ConnectionGuard
 from stellarflow.websocket.protocol import BroadcastServerFactory
 from tests import edgehelpers as eh
 from tests.test_websocket_protocol import RawClient
-from tests.wshelpers import G1, G2, FakeConnection, register, tokenEvent
+from tests.wshelpers import G1, G2, M1, USDC_ISSUER, FakeConnection, register, tokenEvent
 
 SECRET = "fuzz-secret-0123456789abcdef0123456789"
 GOOD = "good-static-token"
@@ -42,22 +42,36 @@ _json = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4) | st.di
                      max_leaves=12)
 _filterValues = st.one_of(
     _json,
+    st.sampled_from(["1", "0.5", "100", "", "-1", "1e3"]),
     st.lists(st.sampled_from([G1, G2, "USDC", "XLM", "transfer", "mint", "", "G" * 56, "USDC:" + G1]), max_size=6),
 )
+_filterDicts = st.dictionaries(
+    st.sampled_from(["types", "account_ids", "asset_codes", "min_amount", "bogus"]), _filterValues, max_size=5
+)
 _registers = st.fixed_dictionaries(
-    {"type": st.sampled_from(["register", "Register", "subscribe"])},
+    {"type": st.sampled_from(["register", "register", "register", "Register", "subscribe"])},
     optional={
-        "filters": st.one_of(_json, st.dictionaries(
-            st.sampled_from(["types", "account_ids", "asset_codes", "min_amount", "bogus"]), _filterValues, max_size=5)),
+        "filters": st.one_of(_json, _filterDicts, _filterDicts, _filterDicts),
         "resume_after": st.one_of(_json, st.sampled_from(["0000000000000000001-0000000000", "0000000000000000000-0000000000",
                                                                   "0000000000000001000-0000000000"])),
         "extra": _json,
     },
 ).map(lambda v: json.dumps(v).encode())
 
+_validRegisters = st.fixed_dictionaries(
+    {"type": st.just("register"),
+     "filters": st.fixed_dictionaries({}, optional={
+         "types": st.lists(st.sampled_from(["transfer", "mint", "burn", "contract_event", "payment", "trade"]), max_size=3),
+         "account_ids": st.lists(st.sampled_from([G1, G2, M1]), max_size=3),
+         "asset_codes": st.lists(st.sampled_from(["USDC", "XLM", "USDC:" + USDC_ISSUER]), max_size=3),
+         "min_amount": st.sampled_from(["", "1", "0.5", "100", "1000000"]),
+     })},
+    optional={"resume_after": st.sampled_from(["0000000000000000001-0000000000", "0000000000000000000-0000000000"])},
+).map(lambda v: json.dumps(v).encode())
+
 MESSAGES = st.tuples(
     st.one_of(st.binary(max_size=200), st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass")),
-              _json.map(lambda v: json.dumps(v).encode()), _registers),
+              _json.map(lambda v: json.dumps(v).encode()), _registers, _registers, _validRegisters, _validRegisters),
     st.booleans(),
 )
 
