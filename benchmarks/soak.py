@@ -248,9 +248,6 @@ class Raw(protocol.Protocol):
         self.done = defer.Deferred()
 
     def connectionMade(self):
-        if self.stall:
-            # a small receive buffer, so that the server sees the stall within minutes
-            self.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         if self.data:
             self.transport.write(self.data)
         if self.stall:
@@ -283,11 +280,30 @@ def maskedText(payload):
     return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
+def stalledSocket(port, source):
+    """
+    A connected socket with a 4 KiB receive buffer set before connecting (so the window the
+    server sees stays small and a reader that stops is noticed within minutes, not after
+    the megabytes of loopback autotuning).
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", port))
+    sock.setblocking(False)
+    return sock
+
+
 @defer.inlineCallbacks
 def raw(port, source, data=b"", stall=False, hold=None):
     proto = Raw(data, stall)
     try:
-        yield endpoint(port, source).connect(protocol.Factory.forProtocol(lambda: proto))
+        if stall:
+            sock = stalledSocket(port, source)
+            reactor.adoptStreamConnection(sock.fileno(), socket.AF_INET, protocol.Factory.forProtocol(lambda: proto))
+            sock.close()  # the reactor holds its own duplicate
+        else:
+            yield endpoint(port, source).connect(protocol.Factory.forProtocol(lambda: proto))
     except Exception:
         return None
     if hold is not None:
@@ -477,7 +493,7 @@ class Soak:
         while self.running:
             for _ in range(3):
                 n += 1
-                proto = yield raw(self.wsPort, "127.0.4.%d" % (1 + n % 200), upgrade() + register, stall=True, hold=400)
+                proto = yield raw(self.wsPort, "127.0.4.%d" % (1 + n % 200), upgrade() + register, stall=True, hold=600)
                 if proto is not None:
                     self.stalled += 1
             yield self.nap(180)

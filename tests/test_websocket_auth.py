@@ -214,6 +214,8 @@ class AuthE2ETests(E2EMixin, TestCase):
         self.assertEqual((code, eh.reasonPhrase(data)), (401, "invalid token"))
         stats = self.consumer.stats()
         self.assertEqual(stats["auth_refused_total"], len(cases) + 1)
+        self.assertTrue(all(isinstance(v, (int, float)) for v in stats.values()))  # nothing for /metrics to leak
+        self.assertNotIn("good-token", repr(vars(self.consumer.authenticator)))
         self.assertEqual(stats["connections_total"], 0)
         # no token, no secret in the log
         text = json.dumps([str(e.get("log_format")) + repr(sorted(map(str, e.values()))) for e in self.logged])
