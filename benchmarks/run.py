@@ -30,6 +30,7 @@ BENCHMARKS = [
     ("postgres", "benchmarks.postgres"),
     ("ledgers", "benchmarks.ledgers"),
     ("history", "benchmarks.history"),
+    ("redis", "benchmarks.redis"),
 ]
 
 #: The goals: (what, metric, comparison, target, unit).
@@ -55,6 +56,10 @@ GOALS = [
     ("PostgreSQL, default batch_size, share of a raw COPY of the same rows", "postgres.default.ratio_to_copy", ">=",
      0.5, "x"),
     ("PostgreSQL, 6:2:2 events:payments:trades, share of a raw COPY", "postgres.mix.ratio_to_copy", ">=", 0.5, "x"),
+    ("fan-out via Redis: 2 edge processes vs 1 on one host, deliveries/s", "redis.saturation.ratio_2_to_1", ">=", 1.6,
+     "x"),
+    ("the Redis hop at p99, 1000 clients over 2 edges (vs straight from one process)", "redis.latency.hop_p99_ms",
+     "<=", 5.0, "ms"),
 ]
 
 RESULT_MARK = "BENCHMARK-RESULT "

@@ -1,6 +1,7 @@
 """
-The admin HTTP endpoint: ``/healthz``, ``/metrics`` (Prometheus text format) and, when a
-pipeline stores its events in PostgreSQL, ``/events`` (L{stellarflow.postgres.endpoint}).
+The admin HTTP endpoint: ``/`` (the operator's status page, L{stellarflow.dashboard.status}),
+``/healthz``, ``/metrics`` (Prometheus text format) and, when a pipeline stores its events in
+PostgreSQL, ``/events`` (L{stellarflow.postgres.endpoint}).
 
 Off unless the config has ``admin:``; bound to 127.0.0.1 by default.  Metrics are read from the
 components at scrape time: a source, consumer or pipeline that provides L{IStatsProvider}
@@ -21,10 +22,11 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from twisted.application.service import Service
 from twisted.internet.defer import maybeDeferred
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
-from twisted.logger import Logger
+from twisted.logger import Logger, globalLogPublisher
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from stellarflow.dashboard.status import RecentWarnings, StatusResource
 from stellarflow.interfaces import IEventQuerySource, IStatsProvider
 from stellarflow.schema import Field, Integer, Schema, String
 
@@ -191,10 +193,14 @@ class HealthResource(Resource):
         return json.dumps(body, sort_keys=True).encode("utf-8")
 
 
-def adminResource(daemon, maxLag, maxConsumerLag=10):
+def adminResource(daemon, maxLag, maxConsumerLag=10, warnings=None):
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DaemonCollector(daemon))
     root = Resource()
+    root.putChild(b"", StatusResource(
+        daemon, lambda: health(daemon, maxLag, maxConsumerLag), consumerStats, _stats,
+        warnings if warnings is not None else RecentWarnings(),
+    ))
     root.putChild(b"metrics", MetricsResource(registry))
     root.putChild(b"healthz", HealthResource(daemon, maxLag, maxConsumerLag))
     queries = eventQueries(daemon)
@@ -226,7 +232,8 @@ class AdminService(Service):
 
     log = Logger()
 
-    def __init__(self, daemon, reactor, host="127.0.0.1", port=9090, max_lag_ledgers=10, max_consumer_lag_ledgers=10):
+    def __init__(self, daemon, reactor, host="127.0.0.1", port=9090, max_lag_ledgers=10, max_consumer_lag_ledgers=10,
+                 logPublisher=globalLogPublisher):
         self.daemon = daemon
         self.reactor = reactor
         self.host = host
@@ -234,19 +241,23 @@ class AdminService(Service):
         self.maxLag = max_lag_ledgers
         self.maxConsumerLag = max_consumer_lag_ledgers
         self.listening = None
+        # the status page's recent warnings, kept while the service runs
+        self.logPublisher = logPublisher
+        self.warnings = RecentWarnings()
 
     def startService(self):
         Service.startService(self)
+        self.logPublisher.addObserver(self.warnings)
         endpointType = TCP6ServerEndpoint if ":" in self.host else TCP4ServerEndpoint
         endpoint = endpointType(self.reactor, self.port, interface=self.host)
-        site = Site(adminResource(self.daemon, self.maxLag, self.maxConsumerLag))
+        site = Site(adminResource(self.daemon, self.maxLag, self.maxConsumerLag, self.warnings))
         site.noisy = False
         d = endpoint.listen(site)
 
         def listening(port):
             self.listening = port
             self.log.info(
-                "Admin endpoint on http://{host}:{port}/ (/healthz, /metrics{events})", host=self.host, port=port.getHost().port,
+                "Admin endpoint on http://{host}:{port}/ (status page; /healthz, /metrics{events})", host=self.host, port=port.getHost().port,
                 events=", /events" if eventQueries(self.daemon) else "",
             )
 
@@ -259,5 +270,6 @@ class AdminService(Service):
 
     def stopService(self):
         Service.stopService(self)
+        self.logPublisher.removeObserver(self.warnings)
         if self.listening is not None:
             return maybeDeferred(self.listening.stopListening)

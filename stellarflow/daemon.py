@@ -11,7 +11,7 @@ from zope.interface.verify import verifyObject
 
 from stellarflow.checkpoint import FileCheckpointStore
 from stellarflow.interfaces import IConsumer, IEventHistorySource, IProcessor, ISource, IStatsProvider
-from stellarflow.pipeline import ComponentContext, Pipeline
+from stellarflow.pipeline import ComponentContext, Pipeline, producedTypes
 
 
 class Daemon(MultiService):
@@ -99,11 +99,16 @@ def buildPipeline(spec, config, reactor, onFatal=None):
     context = ComponentContext(reactor=reactor, pipeline=spec.name, state_dir=config.state_dir, network=network)
     source = spec.source.factory.fromConfig(spec.source.config, context)
     verifyObject(ISource, source)
+    if IEventHistorySource.providedBy(source):
+        # A source that is itself a durable store (a Redis Stream) lends it like a consumer would.
+        verifyObject(IEventHistorySource, source)
+        context = attr.evolve(context, history=source.eventHistory())
     processors = []
     for p in spec.processors:
         processor = p.factory.fromConfig(p.config, context)
         verifyObject(IProcessor, processor)
         processors.append(processor)
+    context = attr.evolve(context, produced_types=producedTypes(processors))
     # A consumer that stores the events durably is built first: it lends them to those built
     # after it (WebSocket clients resuming from a position older than the server's memory).
     built = {}

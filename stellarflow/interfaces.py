@@ -100,6 +100,13 @@ class IProcessor(Interface):
     Maps a batch's items to messages.
     """
 
+    producedTypes = Attribute(
+        "The message C{type} values this processor emits (a frozenset), or C{None} when it passes "
+        "on the types of what it is given (a filter, an enricher).  The pipeline tells its "
+        "consumers what the last declaring processor produces (C{ComponentContext} "
+        "C{produced_types}), so the WebSocket server can say which filter types can match."
+    )
+
     def process(items):
         """
         Return a list of messages for C{items} (a list), keeping order, or a Deferred firing
@@ -253,9 +260,13 @@ class IClientConnection(Interface):
         does not take at once is kept by the transport and sent when it drains.
         """
 
-    def close(code, reason):
+    def close(code, reason, drainTimeout=None):
         """
         Start the WebSocket closing handshake with C{code} and C{reason}.
+
+        @param drainTimeout: seconds the client has to read what was already written, then the
+            close frame, before the TCP connection is dropped (C{None}: the configured close
+            timeout).
         """
 
     def abort():

@@ -38,6 +38,8 @@ class ComponentContext:
     @ivar network: the source's ``network`` setting, for processors that verify assets.
     @ivar history: the pipeline's L{IEventHistory} when one of its consumers stores the events
         durably (an L{IEventHistorySource}, built before the others), else C{None}.
+    @ivar produced_types: the message C{type} values the pipeline's processors produce (a
+        frozenset, see L{producedTypes}), or C{None} when not known; set for consumers.
     """
 
     reactor = attr.ib()
@@ -45,6 +47,20 @@ class ComponentContext:
     state_dir = attr.ib(default="stellarflow-state")
     network = attr.ib(default=None)
     history = attr.ib(default=None)
+    produced_types = attr.ib(default=None)
+
+
+def producedTypes(processors):
+    """
+    The message types a chain of processors produces: those of the last one that declares its
+    C{producedTypes} (C{None} when none does: not known).
+    """
+    produced = None
+    for processor in processors:
+        declared = processor.producedTypes
+        if declared is not None:
+            produced = frozenset(declared)
+    return produced
 
 
 def runProcessors(processors, items):

@@ -23,9 +23,9 @@ WebSocket protocol, `source.md` for the RPC source, `postgresql.md` for storage.
 
 #: public components documented here (the in-memory ones are for tests)
 DOCUMENTED = {
-    "source": ["RPCSourceAdapter", "DataLakeSourceAdapter"],
+    "source": ["RPCSourceAdapter", "DataLakeSourceAdapter", "RedisStreamSource"],
     "processor": ["GetEventsRPC", "GetLedgersRPC"],
-    "consumer": ["SaveToWebSocket", "SaveToPostgreSQL"],
+    "consumer": ["SaveToWebSocket", "SaveToPostgreSQL", "SaveToRedis"],
 }
 
 

@@ -30,6 +30,7 @@ BUILTIN = {
         "RPCSourceAdapter": "stellarflow.rpc.source:RPCSourceAdapter",
         "DataLakeSourceAdapter": "stellarflow.ledgers.lakesource:DataLakeSourceAdapter",
         "MemorySource": "stellarflow.testing.memory:MemorySource",
+        "RedisStreamSource": "stellarflow.redis.source:RedisStreamSource",
     },
     "processor": {
         "GetEventsRPC": "stellarflow.events.processor:GetEventsRPC",
@@ -38,6 +39,7 @@ BUILTIN = {
     "consumer": {
         "SaveToWebSocket": "stellarflow.websocket.consumer:SaveToWebSocket",
         "SaveToPostgreSQL": "stellarflow.postgres.consumer:SaveToPostgreSQL",
+        "SaveToRedis": "stellarflow.redis.consumer:SaveToRedis",
         "MemoryConsumer": "stellarflow.testing.memory:MemoryConsumer",
         "DurableMemoryConsumer": "stellarflow.testing.memory:DurableMemoryConsumer",
     },

@@ -71,6 +71,48 @@ def plainMessage(contract=C1):
     }
 
 
+def paymentMessage(frm=G1, to=G2, code="USDC", issuer=USDC_ISSUER, amount="150",
+                   sourceCode=None, sourceIssuer=None, sourceAmount=None, operation="payment",
+                   contract=None, eventType=None):
+    """
+    A payment message as the GetLedgersRPC processor emits it (L{stellarflow.meta.messages}):
+    a path payment when C{sourceCode} is given, a SAC payment when C{contract} is.
+    """
+    message = {
+        "type": "payment", "id": "0228973296484417536-3221225472", "ledger": 53312000,
+        "ledger_closed_at": "2024-09-02T10:50:19Z", "transaction_hash": "d315" * 16,
+        "transaction_index": 16, "operation_index": 0, "operation_type": operation,
+        "from": frm, "to": to, "asset_code": code, "asset_issuer": issuer, "amount": amount,
+    }
+    if sourceCode is not None:
+        message.update(source_asset_code=sourceCode, source_asset_issuer=sourceIssuer,
+                       source_amount=sourceAmount)
+    if contract is not None:
+        message.update(contract_id=contract, event_type=eventType or "transfer")
+    return message
+
+
+def tradeMessage(seller=G1, buyer=G2, pool=None, soldCode="USDC", soldIssuer=USDC_ISSUER,
+                 soldAmount="0.3941098", boughtCode="XLM", boughtIssuer=None,
+                 boughtAmount="4.2884589"):
+    """
+    A trade message as the GetLedgersRPC processor emits it: an order-book trade, or a pool's
+    when C{pool} (hex) is given.
+    """
+    return {
+        "type": "trade", "id": "0228973296484397056-2147483648", "ledger": 53312000,
+        "ledger_closed_at": "2024-09-02T10:50:19Z", "transaction_hash": "6cca" * 16,
+        "transaction_index": 11, "operation_index": 0,
+        "operation_type": "path_payment_strict_receive",
+        "trade_type": "liquidity_pool" if pool else "orderbook",
+        "seller": None if pool else seller, "liquidity_pool_id": pool,
+        "offer_id": None if pool else "1614872181", "buyer": buyer, "buyer_offer_id": None,
+        "sold_asset_code": soldCode, "sold_asset_issuer": soldIssuer, "sold_amount": soldAmount,
+        "bought_asset_code": boughtCode, "bought_asset_issuer": boughtIssuer,
+        "bought_amount": boughtAmount, "price": {"n": "108813809", "d": "10000000"},
+    }
+
+
 def parseError(obj):
     """
     The L{FilterError} that parsing C{obj} raises.
@@ -82,23 +124,32 @@ def parseError(obj):
     raise AssertionError("no FilterError for %r" % (obj,))
 
 
-def passes(filtersObject, message):
+def passes(filtersObject, message, producedTypes=None):
     """
-    Whether C{message} passes the filters C{filtersObject} (as a client sends them).
+    Whether C{message} passes the filters C{filtersObject} (as a client sends them) on a
+    pipeline producing C{producedTypes} (C{None}: not known, as getEvents).
     """
-    return matches(parseFilters(filtersObject), eventKeys(message))
+    return matches(parseFilters(filtersObject).forPipeline(producedTypes), eventKeys(message))
+
+
+#: The message types of a whole-ledger pipeline (GetLedgersRPC's default C{emit}).
+LEDGER_TYPES = frozenset(["payment", "trade", "contract_event"])
 
 
 # -- pools for property tests ------------------------------------------------------------
 
-ACCOUNT_POOL = [G1, G2, G3, M1, M1B, C1, USDC_SAC]
+POOL_HEX = "04" * 32  # L1's pool id, as a trade message carries it
+ACCOUNT_POOL = [G1, G2, G3, M1, M1B, C1, USDC_SAC, L1]
 ASSET_FILTER_POOL = ["USDC", "USDC:" + USDC_ISSUER, "USDC:" + G3, "XLM", "native",
                      "XLM:" + G3, "EURC"]
 ASSET_EVENT_POOL = [("USDC", USDC_ISSUER), ("USDC", G3), ("XLM", None), ("XLM", G3),
                     ("EURC", G2), (None, None)]
-TYPE_POOL = ["contract_event", "transfer", "payment", "mint", "burn", "fee", "trade"]
+TYPE_POOL = ["contract_event", "transfer", "payment", "mint", "burn", "fee", "trade", "Trade"]
 AMOUNT_POOL = ["", "0", "1", "100", "100.5"]
 EVENT_AMOUNTS = [None, "-1", "0", "1", "99.9999999", "100", "100.5", "1000"]
+
+#: Message types of the pipelines a filter is used on (C{None}: getEvents, not declared).
+PRODUCED_POOL = [None, frozenset(["contract_event"]), LEDGER_TYPES]
 
 #: A client's C{filters} value: any subset of the four fields, each from its pool.
 filterObjects = st.fixed_dictionaries({}, optional={
@@ -115,9 +166,30 @@ def messages(draw):
     An event message: a plain contract event or a token event, its parties, asset, amount
     and verification drawn from the pools.
     """
-    kind = draw(st.sampled_from(["plain", "transfer", "mint", "burn", "fee", "approve"]))
+    kind = draw(st.sampled_from(["plain", "transfer", "mint", "burn", "fee", "approve", "payment",
+                                 "trade"]))
     if kind == "plain":
         return plainMessage(contract=draw(st.sampled_from([C1, C2, None])))
+    if kind == "payment":
+        code, issuer = draw(st.sampled_from(ASSET_EVENT_POOL[:-1]))
+        path = draw(st.booleans())
+        sourceCode, sourceIssuer = draw(st.sampled_from(ASSET_EVENT_POOL[:-1])) if path else (None, None)
+        return paymentMessage(
+            frm=draw(st.sampled_from(ACCOUNT_POOL[:6])), to=draw(st.sampled_from(ACCOUNT_POOL[:6])),
+            code=code, issuer=issuer, amount=draw(st.sampled_from(EVENT_AMOUNTS)),
+            sourceCode=sourceCode, sourceIssuer=sourceIssuer,
+            sourceAmount=draw(st.sampled_from(EVENT_AMOUNTS)) if path else None,
+            operation="path_payment_strict_send" if path else "payment",
+            contract=draw(st.sampled_from([None, None, USDC_SAC])))
+    if kind == "trade":
+        soldCode, soldIssuer = draw(st.sampled_from(ASSET_EVENT_POOL[:-1]))
+        boughtCode, boughtIssuer = draw(st.sampled_from(ASSET_EVENT_POOL[:-1]))
+        return tradeMessage(
+            seller=draw(st.sampled_from(ACCOUNT_POOL[:3])), buyer=draw(st.sampled_from(ACCOUNT_POOL[:5])),
+            pool=draw(st.sampled_from([None, None, POOL_HEX, "ab" * 32])),
+            soldCode=soldCode, soldIssuer=soldIssuer, soldAmount=draw(st.sampled_from(EVENT_AMOUNTS)),
+            boughtCode=boughtCode, boughtIssuer=boughtIssuer,
+            boughtAmount=draw(st.sampled_from(EVENT_AMOUNTS)))
     code, issuer = draw(st.sampled_from(ASSET_EVENT_POOL))
     frm = draw(st.sampled_from(ACCOUNT_POOL[:5] + [None]))
     to = draw(st.sampled_from(ACCOUNT_POOL[:5] + [None]))

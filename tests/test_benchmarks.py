@@ -22,6 +22,7 @@ from benchmarks.children import spawnCommand
 from benchmarks.clients import compiledClient
 from benchmarks.common import account, median, percentile, summarise, transferMessage
 from benchmarks.wsclient import Conn, Fleet, masked, readDump
+from stellarflow.compat.autobahn import cancelBatchedTimers
 
 
 def serverFrame(payload, opcode=0x1):
@@ -188,6 +189,11 @@ class BenchmarkSmokeTests(TestCase):
     """
 
     timeout = 120
+
+    def setUp(self):
+        # a stalled client closed for a full queue keeps Autobahn's closing-handshake timer
+        # (its 30 s drain) in the reactor after the server stopped
+        self.addCleanup(cancelBatchedTimers, reactor)
 
     def check(self, module, result):
         self.assertEqual(result["benchmark"], module.__name__.split(".")[-1])

@@ -171,3 +171,26 @@ class ControlTests(CompatTestsMixin, SynchronousTestCase):
         self.assertEqual(len(self.clock.getDelayedCalls()), 2)
         compat.cancelBatchedTimers(self.clock)
         self.assertEqual(self.clock.getDelayedCalls(), [other])
+
+
+class RequestHeadTests(CompatTestsMixin, SynchronousTestCase):
+    def test_requestHead(self):
+        """
+        When Autobahn processes the handshake, C{data} holds what arrived: the head is complete
+        once the blank line is in, and excludes what follows it.
+        """
+        seen = []
+
+        class Server(WebSocketServerProtocol):
+            def processHandshake(self):
+                seen.append(compat.requestHead(self))
+
+        factory = WebSocketServerFactory(reactor=self.clock)
+        factory.protocol = Server
+        server = factory.buildProtocol(PEER)
+        server.makeConnection(iosim.FakeTransport(server, isServer=True, hostAddress=SERVER, peerAddress=PEER))
+        server.dataReceived(b"GET /ws HTTP/1.1\r\nHost: x\r\n")
+        server.dataReceived(b"\r\nrest")
+        self.assertEqual(seen, [None, b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n"])
+        # Autobahn's opening-handshake timer went to the test's clock, not the reactor
+        self.assertTrue(self.clock.getDelayedCalls())

@@ -28,6 +28,7 @@ class FakeSource:
 @implementer(IProcessor)
 class FakeProcessor:
     configSchema = Schema({})
+    producedTypes = None
 
 
 @provider(IComponentFactory)
@@ -242,7 +243,7 @@ class ErrorTests(SynchronousTestCase):
         self.assertEqual(
             message,
             "pipe.yaml: consumers[0].type: unknown consumer type 'SaveToKafka'; known consumer types: "
-            "DurableMemoryConsumer, MemoryConsumer, SaveToPostgreSQL, SaveToWebSocket",
+            "DurableMemoryConsumer, MemoryConsumer, SaveToPostgreSQL, SaveToRedis, SaveToWebSocket",
         )
 
     def test_missingType(self):

@@ -27,6 +27,16 @@ class ConfigDirTests(SynchronousTestCase):
         self.assertEqual(p.source.config["rpc_url"], "https://soroban-testnet.stellar.org")
         self.assertEqual(p.source.config["network"], "testnet")
 
+    def test_defaultServesPaymentsTradesAndContractEvents(self):
+        """
+        The default config follows whole ledgers, so the guide's three types all match.
+        """
+        [p] = load(os.path.join(REPO, "config", "websocket.yaml"), environ={}).pipelines
+        self.assertEqual(p.source.config["rpc_method"], "getLedgers")
+        [processor] = p.processors
+        self.assertEqual(processor.type, "GetLedgersRPC")
+        self.assertEqual(sorted(processor.config["emit"]), ["contract_event", "payment", "trade"])
+
     def test_pipelineNeedsPassword(self):
         from stellarflow.schema import ConfigError
 

@@ -64,6 +64,43 @@ class HistoryWiringTests(SynchronousTestCase):
         self.assertIsNone(ws.hub.replayer.store)
 
 
+class ProducedTypesWiringTests(SynchronousTestCase):
+    """
+    The consumers learn the message types their pipeline's processors produce (what C{payment}
+    means, the C{registered} reply's C{available_types}, ``GET /events``).
+    """
+
+    def consumersOf(self, processors):
+        text = (
+            "state_dir: {}\n"
+            "source: {{type: MemorySource}}\n"
+            "processors: {}\n"
+            "consumers:\n"
+            "  - {{type: SaveToWebSocket, config: {{port: 0}}}}\n"
+            "  - {{type: SaveToPostgreSQL, config: {{database: nowhere}}}}\n".format(self.mktemp(), processors)
+        )
+        config = parse(text, "h.yaml", {})
+        (_, ws), (_, pg) = buildPipeline(config.pipelines[0], config, Clock()).consumers
+        return ws, pg
+
+    def test_getEvents(self):
+        ws, pg = self.consumersOf("[{type: GetEventsRPC}]")
+        self.assertEqual(ws.hub.producedTypes, frozenset(["contract_event"]))
+        self.assertEqual(pg.eventQuery().producedTypes, frozenset(["contract_event"]))
+
+    def test_wholeLedgers(self):
+        ws, pg = self.consumersOf("[{type: GetLedgersRPC}]")
+        self.assertEqual(ws.hub.producedTypes, frozenset(["payment", "trade", "contract_event"]))
+        ws, pg = self.consumersOf("[{type: GetLedgersRPC, config: {emit: [trade]}}]")
+        self.assertEqual(ws.hub.producedTypes, frozenset(["trade"]))
+        self.assertEqual(pg.eventQuery().producedTypes, frozenset(["trade"]))
+
+    def test_noProcessorNotKnown(self):
+        ws, pg = self.consumersOf("[]")
+        self.assertIsNone(ws.hub.producedTypes)
+        self.assertIsNone(pg.eventQuery().producedTypes)
+
+
 class DaemonTests(SynchronousTestCase):
     def test_pipelinesRunSideBySide(self):
         """

@@ -73,3 +73,33 @@ class SystemdUnitTests(SynchronousTestCase):
         argv[argv.index("-c") + 1] = os.path.join(REPO, "config", "websocket.yaml")
         status, output = runCheck(argv)
         self.assertEqual(status, 0, output)
+
+
+class ComposeTests(SynchronousTestCase):
+    """
+    deploy/docker-compose.yml: Redis, one ingest, two edges and a load balancer; every
+    stellarflow service's command validates with the environment the file gives it.
+    """
+
+    def test_servicesValidate(self):
+        import yaml
+
+        compose = yaml.safe_load(read("deploy", "docker-compose.yml"))
+        services = compose["services"]
+        self.assertEqual(sorted(services), ["edge-1", "edge-2", "ingest", "lb", "redis"])
+        for name in ("ingest", "edge-1", "edge-2"):
+            service = services[name]
+            command = service["command"]
+            self.assertEqual(command[0], "-c")
+            local = os.path.join(REPO, "config", command[1][len("/app/config/"):])
+            env = {k: re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(v)) for k, v in service["environment"].items()}
+            old = dict(os.environ)
+            os.environ.update(env)
+            try:
+                status, output = runCheck(["stellarflow", "-c", local])
+            finally:
+                os.environ.clear()
+                os.environ.update(old)
+            self.assertEqual(status, 0, output)
+        self.assertIn("server edge-1 edge-1:8080", read("deploy", "haproxy.cfg"))
+        self.assertIn("server edge-2 edge-2:8080", read("deploy", "haproxy.cfg"))

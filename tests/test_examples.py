@@ -7,6 +7,9 @@ pipeline is RPCSourceAdapter -> GetEventsRPC -> SaveToWebSocket + MemoryConsumer
 MemoryConsumer's JSON lines are every message the pipeline delivered, the oracle. A client
 registers a filter and must receive, for the span of ids it saw, exactly the oracle's events
 that an independent predicate (written here, not the server's filter code) selects, in order.
+The guide's C{["payment", "trade"]} runs in each client against a daemon following the test
+server's whole ledgers (C{rpc_method: getLedgers} -> GetLedgersRPC): what each received must
+also be exactly what L{stellarflow.meta} extracts from the same ledgers, fetched here.
 
 Clients: the guide's Python client, its Node client (C{node}, after C{npm ci} in
 examples/clients/node), its browser page in headless Chromium (driven over the DevTools
@@ -172,8 +175,9 @@ class Stack:
     The RPC test server and the real daemon streaming its events on 127.0.0.1.
     """
 
-    def __init__(self, testCase, allowedOrigins=()):
+    def __init__(self, testCase, allowedOrigins=(), ledgers=False):
         self.testCase = testCase
+        self.ledgers = ledgers
         self.dir = os.path.abspath(testCase.mktemp())
         os.makedirs(self.dir)
         self.delivered = os.path.join(self.dir, "delivered.jsonl")
@@ -196,21 +200,29 @@ class Stack:
     def startDaemon(self):
         """
         Start twistd (on the port it had before, after a stop); returns once it listens.
+        Following whole ledgers (C{ledgers}): C{rpc_method: getLedgers} and C{GetLedgersRPC}
+        with its defaults (payments, trades and contract events).
         """
+        if self.ledgers:
+            source = "{{rpc_url: 'http://127.0.0.1:{rpc}/', network: testnet, poll_interval: 0.1, rpc_method: getLedgers}}"
+            processors = "[{{type: GetLedgersRPC, config: {{workers: 1}}}}]"
+        else:
+            source = "{{rpc_url: 'http://127.0.0.1:{rpc}/', network: testnet, poll_interval: 0.1}}"
+            processors = "[{{type: GetEventsRPC, config: {{}}}}]"
         with open(self.config, "w") as f:
-            f.write(
+            f.write((
                 "state_dir: {state}\n"
                 "pipelines:\n"
                 "  Examples:\n"
                 "    source:\n"
                 "      type: RPCSourceAdapter\n"
-                "      config: {{rpc_url: 'http://127.0.0.1:{rpc}/', network: testnet, poll_interval: 0.1}}\n"
-                "    processors: [{{type: GetEventsRPC, config: {{}}}}]\n"
+                "      config: " + source + "\n"
+                "    processors: " + processors + "\n"
                 "    consumers:\n"
                 "      - type: SaveToWebSocket\n"
                 "        config: {{host: 127.0.0.1, port: {ws}, path: /ws, allowed_origins: {origins}}}\n"
                 "      - type: MemoryConsumer\n"
-                "        config: {{path: '{out}'}}\n".format(
+                "        config: {{path: '{out}'}}\n").format(
                     state=os.path.join(self.dir, "state"), rpc=self.rpcPort, ws=self.wsPort,
                     origins=json.dumps(self.allowedOrigins), out=self.delivered,
                 )
@@ -231,6 +243,51 @@ class Stack:
 
     def oracle(self):
         return jsonLines(self.delivered)
+
+    def ledgerMessages(self, first, last):
+        """
+        What L{stellarflow.meta} makes of ledgers C{first} to C{last} as the test server serves
+        them (fetched here with getLedgers, decoded in this process), as JSON values.
+        """
+        from stellar_sdk import xdr
+
+        from stellarflow.events.network import TESTNET
+        from stellarflow.meta import ledgerMessages
+
+        messages = []
+        start = first
+        while start <= last:
+            request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "getLedgers", "params": {
+                "startLedger": start, "pagination": {"limit": min(200, last - start + 1)}}}).encode()
+            with urllib.request.urlopen(urllib.request.Request(
+                    "http://127.0.0.1:{}/".format(self.rpcPort), request, {"Content-Type": "application/json"}),
+                    timeout=10) as response:
+                ledgers = json.load(response)["result"]["ledgers"]
+            self.testCase.assertTrue(ledgers, "the test server has no ledger {}".format(start))
+            for ledger in ledgers:
+                if ledger["sequence"] > last:
+                    break
+                lcm = xdr.LedgerCloseMeta.from_xdr(ledger["metadataXdr"])
+                messages.extend(json.loads(json.dumps(m)) for m in ledgerMessages(lcm, TESTNET))
+            start = ledgers[-1]["sequence"] + 1
+        return messages
+
+    def assertPaymentsAndTrades(self, received, minimum=MINIMUM):
+        """
+        C{received} is exactly the payments and trades of the ledgers it spans, as the daemon
+        delivered them and as L{stellarflow.meta} extracts them from the same ledgers; some of
+        each kind, path payments and pool trades among them.
+        """
+        self.assertReceivedExactly(received, paymentOrTrade, minimum)
+        ids = [e["id"] for e in received]
+        first, last = int(ids[0].split("-")[0]) >> 32, int(ids[-1].split("-")[0]) >> 32
+        expected = [m for m in self.ledgerMessages(first, last)
+                    if ids[0] <= m["id"] <= ids[-1] and m["type"] in ("payment", "trade")]
+        self.testCase.assertEqual(received, expected)
+        kinds = {(e["type"], e.get("operation_type"), e.get("trade_type")) for e in received}
+        for kind in [("payment", "payment", None), ("payment", "path_payment_strict_send", None),
+                     ("trade", "manage_sell_offer", "orderbook"), ("trade", "path_payment_strict_send", "liquidity_pool")]:
+            self.testCase.assertIn(kind, kinds)
 
     def assertReceivedExactly(self, received, predicate, minimum=MINIMUM):
         """
@@ -266,6 +323,10 @@ def nativeXLM(event):
 def usdcTransfer(event):
     return (event.get("event_type") == "transfer" and event.get("asset_code") == "USDC"
             and event.get("asset_verified") is True)
+
+
+def paymentOrTrade(event):
+    return event.get("type") in ("payment", "trade")
 
 
 def paymentOfAtLeast(amount):
@@ -551,6 +612,59 @@ class BrowserClientTests(SynchronousTestCase):
                            "the page to see its connection refused")
         self.assertEqual(browser.evaluate("window.connectionStatus"), "closed (1006)")
         self.assertEqual(browser.evaluate("window.received.length"), 0)
+
+
+class PaymentsAndTradesTests(SynchronousTestCase):
+    """
+    The guide's first filter, C{"types": ["payment", "trade"]}, in each of its clients, against
+    a daemon following the test server's ledgers (C{rpc_method: getLedgers}): each receives
+    exactly the payments and trades of those ledgers.
+    """
+
+    def test_pythonClient(self):
+        stack = Stack(self, ledgers=True).startDaemon()
+        client = Process(self, "client", [
+            sys.executable, os.path.join(CLIENTS, "python", "client.py"), stack.url,
+            "--types", "payment,trade", "--asset-codes=",
+        ])
+        registered = client.find(r"Registered with filters: (\{.*\})")
+        self.assertEqual(json.loads(registered.group(1))["types"], ["payment", "trade"])
+        waitUntil(lambda: len(client.events()) >= 60, WAIT, "payments and trades at the Python client")
+        client.stop()
+        stack.assertPaymentsAndTrades(client.events(), minimum=60)
+
+    def test_nodeClient(self):
+        NodeClientTests.setUp(self)
+        stack = Stack(self, ledgers=True).startDaemon()
+        env = dict(os.environ, WS_ASSET_CODES="")
+        client = Process(self, "node", [
+            "node", os.path.join(CLIENTS, "node", "client.js"), stack.url, "--types", "payment,trade",
+            "--max-events", "60",
+        ], cwd=os.path.join(CLIENTS, "node"), env=env)
+        self.assertEqual(client.proc.wait(WAIT), 0, client.stderr())
+        self.assertIn('Registered with filters: {"types":["payment","trade"],"account_ids":[],"asset_codes":[],'
+                      '"min_amount":""}', client.stderr())
+        stack.assertPaymentsAndTrades(client.events(), minimum=60)
+
+    def test_browserPage(self):
+        BrowserClientTests.setUp(self)
+        static = StaticServer(self, os.path.join(CLIENTS, "browser"))
+        stack = Stack(self, allowedOrigins=[static.origin], ledgers=True).startDaemon()
+        browser = DevTools(self)
+        query = urllib.parse.urlencode({"url": stack.url, "types": "payment,trade"})
+        browser.call("Page.navigate", url="{}/index.html?{}".format(static.origin, query))
+        waitUntil(lambda: browser.evaluate("(window.received || []).length") >= 60, WAIT,
+                  "payments and trades in the browser page")
+        page = json.loads(browser.evaluate(
+            "JSON.stringify({registration: window.registration, errors: window.errors, received: window.received})"))
+        self.assertEqual(page["errors"], [])
+        self.assertEqual(page["registration"]["filters"],
+                         {"types": ["payment", "trade"], "account_ids": [], "asset_codes": [], "min_amount": ""})
+        self.assertEqual(page["registration"]["available_types"], [
+            "approve", "burn", "clawback", "contract_event", "fee", "mint", "payment", "set_admin",
+            "set_authorized", "trade", "transfer"])
+        self.assertNotIn("warnings", page["registration"])
+        stack.assertPaymentsAndTrades(page["received"], minimum=60)
 
 
 class ReconnectingClientTests(SynchronousTestCase):

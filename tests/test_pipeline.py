@@ -21,12 +21,16 @@ from stellarflow.testing.memory import MemoryConsumer, MemorySource, itemId
 
 @implementer(IProcessor)
 class Doubler:
+    producedTypes = None
+
     def process(self, items):
         return [dict(i, doubled=i["n"] * 2) for i in items]
 
 
 @implementer(IProcessor)
 class Exploding:
+    producedTypes = None
+
     def process(self, items):
         raise ValueError("processor bug")
 
@@ -428,6 +432,8 @@ class Later:
     Works elsewhere: each call returns a Deferred the test fires.
     """
 
+    producedTypes = None
+
     def __init__(self):
         self.calls = []
 
@@ -466,3 +472,22 @@ class AsyncProcessorTests(SynchronousTestCase):
         self.failureResultOf(ready, RuntimeError)
         self.assertEqual(h.consumers[0].batches, [])
         self.assertEqual(h.store.saved, [])
+
+
+class ProducedTypesTests(SynchronousTestCase):
+    """
+    The message types of a chain of processors: the last declaring processor's.
+    """
+
+    def test_chain(self):
+        class Declares:
+            def __init__(self, types):
+                self.producedTypes = types
+
+        from stellarflow.pipeline import producedTypes
+
+        self.assertIsNone(producedTypes([]))
+        self.assertIsNone(producedTypes([Doubler()]))
+        self.assertEqual(producedTypes([Declares({"trade"})]), frozenset(["trade"]))
+        self.assertEqual(producedTypes([Declares({"trade"}), Doubler()]), frozenset(["trade"]))
+        self.assertEqual(producedTypes([Declares({"trade"}), Declares({"payment"})]), frozenset(["payment"]))

@@ -110,6 +110,32 @@ class BatchingTests(ClockTestCase):
         self.successResultOf(d)
         self.assertStored([1, 2])
 
+    def test_groupCommit(self):
+        """
+        What queued while a flush was in the database is written as soon as it ends, however
+        few rows (the pipeline waits on it), not C{flush_interval} later; with the writer idle
+        again, a small batch waits C{flush_interval} as before.
+        """
+        consumer = self.consumer(batch_size=5, flush_interval=0.2)
+        first = consumer.consume(batch(range(5)))
+        self.assertEqual(len(self.keeper.transactions), 1)
+        second = consumer.consume(batch([5, 6]))
+        self.clock.advance(0.01)
+        self.keeper.commit()
+        self.successResultOf(first)
+        # flushed at once: 2 rows < batch_size, 0.01 s < flush_interval
+        self.assertEqual(len(self.keeper.transactions), 2)
+        self.keeper.commit()
+        self.successResultOf(second)
+        self.assertStored(range(7))
+        third = consumer.consume(batch([7]))
+        self.clock.advance(0.19)
+        self.assertEqual(len(self.keeper.transactions), 2)
+        self.clock.advance(0.01)
+        self.assertEqual(len(self.keeper.transactions), 3)
+        self.keeper.commit()
+        self.successResultOf(third)
+
     def test_zeroFlushInterval(self):
         consumer = self.consumer(flush_interval=0)
         consumer.consume(batch([1]))

@@ -8,11 +8,12 @@ WebSocket client with the same filter received.
 
 import json
 import random
+from decimal import Decimal
 
 import treq
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from stellar_sdk import Keypair, MuxedAccount
+from stellar_sdk import Keypair, MuxedAccount, StrKey
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks, maybeDeferred, succeed
 from twisted.trial.unittest import TestCase
@@ -36,7 +37,10 @@ ACCOUNTS = [Keypair.from_raw_ed25519_seed(bytes([i + 7]) * 32).public_key for i 
 MUXED = MuxedAccount(ACCOUNTS[0], 77).account_muxed
 CONTRACTS = ["CAS3J7GYLGXMF6TDJBBYYSE3HQ6BBSMLNUQ34T6TZMYMW2EVH34XOWMA", "CCW67TSZV3SSS2HXMBQ5JFGCKJNXKZM7UQUWUZPUTHXSTZLEO7SJMI75"]
 ISSUERS = ACCOUNTS[2:]
-ADDRESSES = ACCOUNTS + [MUXED] + CONTRACTS
+POOLS = ["04" * 32, "5c" * 32]  # liquidity pool ids as trades carry them (hex)
+ADDRESSES = ACCOUNTS + [MUXED] + CONTRACTS + [StrKey.encode_liquidity_pool(bytes.fromhex(POOLS[0]))]
+#: The message types of a whole-ledger pipeline.
+LEDGER_TYPES = frozenset(["payment", "trade", "contract_event"])
 ASSETS = [("XLM", None), ("USDC", ISSUERS[0]), ("USDC", ISSUERS[1]), ("XLM", ISSUERS[0]), ("EURC", ISSUERS[1])]
 AMOUNTS = [None, "0", "0.5", "1", "1.0000000", "12.5", "100", "-3", "NaN", "1e2", "999999999999.9999999"]
 TYPES = ["contract_event", "payment", "trade", "transfer", "mint", "burn", "fee", "approve", "clawback", "foo"]
@@ -83,17 +87,20 @@ def generatedMessage(rng, n):
             message.update({"contract_id": rng.choice(CONTRACTS), "event_type": rng.choice(["transfer", "mint", "burn"])})
         if rng.random() < 0.3:
             source = rng.choice(ASSETS)
-            message.update({"source_asset_code": source[0], "source_asset_issuer": source[1], "source_amount": "2"})
+            message.update({"source_asset_code": source[0], "source_asset_issuer": source[1],
+                            "source_amount": rng.choice(AMOUNTS)})
     else:
         sold, bought = rng.choice(ASSETS), rng.choice(ASSETS)
+        pool = rng.choice([None, None] + POOLS)
         message = {
             "type": "trade", "id": eventId, "ledger": ledger, "ledger_closed_at": closed,
             "transaction_hash": "%064x" % n, "transaction_index": 1, "operation_index": 0,
-            "operation_type": "manage_sell_offer", "trade_type": "orderbook", "seller": rng.choice(ACCOUNTS),
-            "liquidity_pool_id": None, "offer_id": str(n), "buyer": rng.choice(ACCOUNTS + [MUXED]),
+            "operation_type": "manage_sell_offer", "trade_type": "liquidity_pool" if pool else "orderbook",
+            "seller": None if pool else rng.choice(ACCOUNTS), "liquidity_pool_id": pool,
+            "offer_id": None if pool else str(n), "buyer": rng.choice(ACCOUNTS + [MUXED]),
             "buyer_offer_id": None, "sold_asset_code": sold[0], "sold_asset_issuer": sold[1],
             "sold_amount": rng.choice(AMOUNTS[1:6]), "bought_asset_code": bought[0],
-            "bought_asset_issuer": bought[1], "bought_amount": "3", "price": {"n": "1", "d": "3"},
+            "bought_asset_issuer": bought[1], "bought_amount": rng.choice(AMOUNTS), "price": {"n": "1", "d": "3"},
         }
     return seal(message)
 
@@ -137,10 +144,12 @@ class BlockingKeeper:
 
 class StoreTestCase(TestCase):
     timeout = 60
+    #: The message types of the pipeline the store is on (C{None}: not known, as getEvents).
+    producedTypes = None
 
     def setUp(self):
         self.db = TemporarySchema(self)
-        self.consumer = self.db.consumer(reactor, pipeline="main", batch_size=100)
+        self.consumer = self.db.consumer(reactor, pipeline="main", batch_size=100, produced_types=self.producedTypes)
         self.addCleanup(self.consumer.stop)
         self.consumer.start()
         return self.consumer.load("main")
@@ -190,11 +199,36 @@ class FilterSQLTests(StoreTestCase):
         self.assertEqual(page.stored_through, self.messages[-1]["id"])
 
     @settings(max_examples=300, deadline=None)
-    @given(filterValues)
-    def test_sqlEqualsMatches(self, values):
+    @given(filterValues, st.sampled_from([None, LEDGER_TYPES]))
+    def test_sqlEqualsMatches(self, values, produced):
+        """
+        On a getEvents pipeline (C{payment} also means two-party transfers) and on a
+        whole-ledger one (only payment messages).
+        """
+        self.query.producedTypes = produced
         filters = parseFilters(values)
-        expected = [m["id"] for m in self.messages if matches(filters, eventKeys(m))]
+        expected = [m["id"] for m in self.messages if matches(filters.forPipeline(produced), eventKeys(m))]
         self.assertEqual([i for i, _ in self.select(filters).events], expected, values)
+
+    def test_paymentsAndTradesBySide(self):
+        """
+        Pinned cases of the side rules: an asset on either side of a path payment or a trade,
+        with C{min_amount} on the amount of the side that matched; a pool by its C{L...}.
+        """
+        self.query.producedTypes = LEDGER_TYPES
+        cases = [
+            {"types": ["payment"], "asset_codes": ["USDC"], "min_amount": "12.5"},
+            {"types": ["trade"], "asset_codes": ["XLM"], "min_amount": "1"},
+            {"types": ["trade"], "min_amount": "100"},
+            {"types": ["payment"], "min_amount": "100"},
+            {"account_ids": [ADDRESSES[-1]]},
+            {"types": ["payment", "trade"], "asset_codes": ["XLM:" + ISSUERS[0], "EURC"], "min_amount": "0.5"},
+        ]
+        for values in cases:
+            filters = parseFilters(values)
+            expected = [m["id"] for m in self.messages if matches(filters.forPipeline(LEDGER_TYPES), eventKeys(m))]
+            self.assertGreater(len(expected), 0, values)
+            self.assertEqual([i for i, _ in self.select(filters).events], expected, values)
 
     @settings(max_examples=60, deadline=None)
     @given(filterValues, st.integers(FIRST_LEDGER, FIRST_LEDGER + 100), st.integers(0, 30))
@@ -338,10 +372,12 @@ class WebSocketEqualityTests(HTTPTestCase, e2e.E2EMixin):
     same filter over the same range.
     """
 
+    filters = {"types": ["transfer", "payment"], "account_ids": [MUXED, CONTRACTS[1]], "min_amount": "0.5"}
+
     @inlineCallbacks
     def test_sameAsWebSocketClient(self):
-        yield self.startServer()
-        filters = {"types": ["transfer", "payment"], "account_ids": [MUXED, CONTRACTS[1]], "min_amount": "0.5"}
+        yield self.startServer(produced_types=self.producedTypes)
+        filters = self.filters
         client = yield self.connect()
         client.send({"type": "register", "filters": filters})
         yield client.waitFor(lambda c: "registered" in c.types())
@@ -368,6 +404,25 @@ class WebSocketEqualityTests(HTTPTestCase, e2e.E2EMixin):
             self.pgConsumer = self.consumer  # E2EMixin's startServer takes self.consumer
 
         return d.addCallback(keep)
+
+
+class WholeLedgerWebSocketEqualityTests(WebSocketEqualityTests):
+    """
+    The same on a whole-ledger pipeline: C{payment} is payment messages only, and assets and
+    C{min_amount} apply side by side to payments and trades.
+    """
+
+    producedTypes = LEDGER_TYPES
+    filters = {"types": ["payment", "trade"], "asset_codes": ["USDC", "XLM"], "min_amount": "1"}
+
+
+class MixedWebSocketEqualityTests(WebSocketEqualityTests):
+    """
+    And with an account filter (a pool among them) on every type, on a whole-ledger pipeline.
+    """
+
+    producedTypes = LEDGER_TYPES
+    filters = {"account_ids": [MUXED, ADDRESSES[-1]], "min_amount": "0.5"}
 
 
 class BackfillExampleTests(HTTPTestCase):
@@ -399,3 +454,70 @@ class BackfillExampleTests(HTTPTestCase):
         expected = [m for m in messages[10:] if matches(parsed, eventKeys(m))]
         self.assertEqual(lines, [m.json.decode() for m in expected])
         self.assertEqual(last, expected[-1]["id"])
+
+
+def docQuery(heading):
+    """
+    The SQL block that follows the paragraph starting with C{heading} in docs/postgresql.md.
+    """
+    import os
+
+    from tests.helpers import REPO
+
+    with open(os.path.join(REPO, "docs", "postgresql.md"), encoding="utf-8") as f:
+        text = f.read()
+    start = text.index("\n" + heading)
+    block = text.index("```sql\n", start) + len("```sql\n")
+    return text[block:text.index("```", block)]
+
+
+class DocsQueriesTests(StoreTestCase):
+    """
+    The example queries of docs/postgresql.md for payments and trades, run on the pubnet ledger
+    53312000 as a whole-ledger pipeline stores it, give what L{stellarflow.meta} extracted.
+    """
+
+    producedTypes = LEDGER_TYPES
+
+    def setUp(self):
+        from stellarflow.events.network import PUBLIC
+        from stellarflow.meta import ledgerMessages
+        from stellarflow.testing.ledgerfiles import fixtureLedgers
+
+        d = StoreTestCase.setUp(self)
+        (lcm,) = fixtureLedgers("galexie-pubnet-53312000.xdr.zstd")
+        self.messages = [seal(m) for m in ledgerMessages(lcm, PUBLIC)]
+        return d.addCallback(lambda _: self.store(self.messages))
+
+    def runDocQuery(self, heading):
+        sql = docQuery(heading)
+        names = self.consumer.names
+        sql = sql.replace("stellar_events_payments", names.payments).replace("stellar_events_trades", names.trades)
+        return self.db.query(sql)
+
+    def test_paymentsOfAnAccount(self):
+        account = "GABIOWBZG6IXN7ASBBCDPJ2KK5OWQ76UDV3PN4WPQT5MUCFCUQR4JZLE"
+        rows = self.runDocQuery("Payments of an account")
+        expected = [m for m in self.messages if m["type"] == "payment" and account in (m["from"], m["to"])][::-1]
+        self.assertEqual(len(rows), len(expected))
+        self.assertGreater(len(rows), 0)
+        self.assertEqual([(r[1], r[2], str(r[4]), r[5]) for r in rows],
+                         [(m["operation_type"], m["from"], m["amount"], m["asset_code"]) for m in expected])
+
+    def test_usdcXlmTrades(self):
+        usdc = "GA5ZSEJYB37JRC5AVCIA5MOP4RHTM335X2KGX3IHOJAPP5RE34K4KZVN"
+        rows = self.runDocQuery("USDC/XLM trades in a time range")
+
+        def side(m, prefix):
+            return (m[prefix + "asset_code"], m[prefix + "asset_issuer"])
+
+        expected = [m for m in self.messages if m["type"] == "trade"
+                    and {side(m, "sold_"), side(m, "bought_")} == {("USDC", usdc), ("XLM", None)}]
+        self.assertEqual(len(expected), 6)
+        self.assertEqual(len(rows), len(expected))
+        for row, m in zip(rows, expected):
+            usdcAmount, xlmAmount = ((m["sold_amount"], m["bought_amount"]) if m["sold_asset_code"] == "USDC"
+                                     else (m["bought_amount"], m["sold_amount"]))
+            self.assertEqual((str(row[5]), str(row[6])), (usdcAmount, xlmAmount))
+            # PostgreSQL divides numerics to 16 decimals or so
+            self.assertLess(abs(row[7] - Decimal(xlmAmount) / Decimal(usdcAmount)), Decimal("1e-12"))

@@ -22,6 +22,8 @@ class TransferMessages:
     MemorySource items as token transfer messages (the GetEventsRPC output shape).
     """
 
+    producedTypes = frozenset(["contract_event"])
+
     def process(self, items):
         return [
             {

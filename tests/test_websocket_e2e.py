@@ -146,13 +146,14 @@ class Client(WebSocketClientProtocol):
         return self.waitFor(lambda c: len(c.errors()) > count, timeout)
 
 
-def frame(payload):
+def frame(payload, opcode=0x81):
     """
-    A masked client text frame (as a raw socket client must send it).
+    A masked client frame, text unless C{opcode} says otherwise (as a raw socket client must
+    send it).
     """
     mask = os.urandom(4)
     n = len(payload)
-    head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack("!H", n))
+    head = bytes([opcode]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack("!H", n))
     return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
@@ -255,6 +256,9 @@ class ConsumerTests(SynchronousTestCase):
                 "max_registers_per_minute": 30,
                 "max_filter_entries": 2000,
                 "fd_reserve": 64,
+                "dashboard": True,
+                "dashboard_path": "/",
+                "reuse_port": False,
             },
         )
 
@@ -338,16 +342,17 @@ class FilterTests(E2EMixin, TestCase):
     @defer.inlineCallbacks
     def test_everyRule(self):
         """
-        Each filter rule, end to end: every client receives exactly its events.
+        Each filter rule, end to end: every client receives exactly its events (on a getEvents
+        pipeline: contract events only, C{payment} is a two-party transfer).
         """
-        yield self.startServer()
+        yield self.startServer(produced_types=frozenset(["contract_event"]))
         C1 = ev.USDC_SAC
         rules = {
             "none": {},
             "contract_event": {"types": ["contract_event"]},
             "transfer": {"types": ["transfer"]},
             "payment": {"types": ["payment"]},
-            "unknown": {"types": ["trade"]},
+            "unknown": {"types": ["trade", "swap"]},
             "g3": {"account_ids": [ev.G3]},
             "muxed": {"account_ids": [ev.M1]},
             "contract": {"account_ids": [C1]},
@@ -363,7 +368,8 @@ class FilterTests(E2EMixin, TestCase):
         for name, filters in rules.items():
             reply = yield self.register(byRule[name], filters)
             self.assertEqual(reply["type"], "registered")
-        self.assertEqual(byRule["unknown"].received[-1]["unknown_types"], ["trade"])
+        self.assertEqual(byRule["unknown"].received[-1]["unknown_types"], ["swap"])
+        self.assertEqual(byRule["unknown"].received[-1]["unavailable_types"], ["trade"])
         events = [
             ev.tokenEvent(1),  # USDC payment G1 -> G2, 150
             ev.tokenEvent(2, code="XLM", to=ev.G3, amount="5000"),  # XLM payment to G3
@@ -484,6 +490,39 @@ class ConnectionTests(E2EMixin, TestCase):
         self.assertIn("404", client.closedWith[2])
 
     @defer.inlineCallbacks
+    def test_guideCurlKey(self):
+        """
+        The guide's troubleshooting curl line (a 13-byte Sec-WebSocket-Key) gets a 400 whose
+        body says what to send; the same request with a 16-byte key gets the welcome.
+        """
+        yield self.startServer()
+
+        def request(key):
+            with socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT) as sock:
+                sock.sendall(
+                    (
+                        "GET /ws HTTP/1.1\r\nHost: localhost:{}\r\nConnection: Upgrade\r\n"
+                        "Upgrade: websocket\r\nSec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                    ).format(self.port, key).encode()
+                )
+                data = b""
+                while b"welcome" not in data:
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                return data
+
+        refused = yield threads.deferToThread(request, "SGVsbG8sIHdvcmxkIQ==")
+        self.assertTrue(refused.startswith(b"HTTP/1.1 400 Bad Sec-WebSocket-Key\r\n"), refused)
+        self.assertIn(b"which is 13 bytes", refused)
+        self.assertIn(b"http://localhost:%d/ws" % self.port, refused)
+        accepted = yield threads.deferToThread(request, "dGhlIHNhbXBsZSBub25jZQ==")
+        self.assertTrue(accepted.startswith(b"HTTP/1.1 101 "), accepted)
+        self.assertIn(b'"type":"welcome"', accepted)
+        yield until(lambda: self.consumer.hub.connected == 0)
+
+    @defer.inlineCallbacks
     def test_portInUse(self):
         yield self.startServer()
         other = SaveToWebSocket(reactor, host="127.0.0.1", port=self.port)
@@ -564,6 +603,7 @@ class LoadTests(E2EMixin, TestCase):
         max_queue_size messages are held for it; another client keeps receiving everything.
         """
         yield self.startServer(max_queue_size=20)
+        self.consumer.hub.queueFullDrain = 1.0
         fast = yield self.connect()
         yield self.register(fast)
         stalled = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -597,5 +637,99 @@ class LoadTests(E2EMixin, TestCase):
         sent.append(ev.eventId(n + 1))
         yield fast.barrier()
         self.assertEqual(fast.events(), sent)
-        # the stalled connection is dropped (close handshake timeout) and forgotten
-        yield until(lambda: hub.connected == 1)
+        # the stalled connection is dropped once its drain time is over, and forgotten
+        yield until(lambda: hub.connected == 1, timeout=hub.queueFullDrain + TIMEOUT)
+
+    @defer.inlineCallbacks
+    def test_stalledClientLearnsWhy(self):
+        """
+        A client closed for a full queue that starts reading again only after the close timeout
+        still reads, after the events already on their way, the queue_full error and the 4029
+        close frame: its backlog was dropped and its connection kept open for it to drain.
+        """
+        yield self.startServer(max_queue_size=20, close_timeout=0.5)
+        stalled = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(stalled.close)
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", self.port))
+        request = (
+            "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).format(self.port).encode()
+        stalled.sendall(request + frame(b'{"type": "register", "filters": {}}'))
+        hub = self.consumer.hub
+        yield until(lambda: hub.registered == 1)
+        big = "x" * 16000
+        n = 0
+        while hub.counters.closedQueueFull == 0 and n < 2000:
+            batch = []
+            for _ in range(10):
+                n += 1
+                e = ev.plainEvent(n)
+                e["data"] = big
+                batch.append(e)
+            self.consume(batch)
+            yield task.deferLater(reactor, 0.005, lambda: None)
+        self.assertEqual(hub.counters.closedQueueFull, 1)
+        # three close timeouts pass before the client reads anything
+        yield task.deferLater(reactor, 1.5, lambda: None)
+        stalled.settimeout(TIMEOUT)
+        data = yield threads.deferToThread(readUntilClosed, stalled)
+        frames = serverFrames(data.split(b"\r\n\r\n", 1)[1])
+        texts = [json.loads(payload) for opcode, payload in frames if opcode == 1]
+        self.assertEqual([t["type"] for t in texts[:2]], ["welcome", "registered"])
+        events = texts[2:-1]
+        self.assertTrue(events and all(t["type"] == "contract_event" for t in events))
+        self.assertEqual([t["id"] for t in events], [ev.eventId(k) for k in range(1, len(events) + 1)])
+        self.assertEqual(texts[-1]["type"], "error")
+        self.assertEqual(texts[-1]["error"], "queue_full")
+        opcode, payload = frames[-1]
+        self.assertEqual(opcode, 8)
+        self.assertEqual(struct.unpack("!H", payload[:2])[0], 4029)
+        self.assertEqual(payload[2:], b"message queue full")
+
+
+def readUntilClosed(sock):
+    """
+    Everything C{sock} receives until the server closes it (blocking; run in a thread),
+    answering the server's close frame as a client does.
+    """
+    chunks = []
+    answered = False
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+        tail = b"".join(chunks[-2:])[-127:]
+        if not answered and any(tail[-2 - n:-n] == bytes([0x88, n]) for n in range(2, 126)):
+            # it ends with a close frame (header 0x88, unmasked, n bytes): answer it
+            sock.sendall(frame(struct.pack("!H", 1000), opcode=0x88))
+            answered = True
+    return b"".join(chunks)
+
+
+def serverFrames(data):
+    """
+    The (opcode, payload) of each complete unmasked server frame in C{data}.
+    """
+    frames = []
+    i = 0
+    while i + 2 <= len(data):
+        opcode = data[i] & 0x0F
+        n = data[i + 1] & 0x7F
+        i += 2
+        if n == 126:
+            n = struct.unpack("!H", data[i:i + 2])[0]
+            i += 2
+        elif n == 127:
+            n = struct.unpack("!Q", data[i:i + 8])[0]
+            i += 8
+        if i + n > len(data):
+            break
+        frames.append((opcode, data[i:i + n]))
+        i += n
+    return frames

@@ -96,17 +96,30 @@ class EdgeTests(E2EMixin, TestCase):
     def test_upgradeTimeout(self):
         """
         A client that does not complete its upgrade within upgrade_timeout (counted from TCP
-        connect) gets HTTP 408 and is closed: half a request, or nothing at all.
+        connect) gets HTTP 408 and is closed.  With the dashboard sharing the port (the
+        default), one that sends no request line at all is closed at the same deadline with no
+        answer (the WebSocket protocol does not exist yet).
         """
         yield self.startServer(upgrade_timeout=0.5)
         started = reactor.seconds()
         code, data, protocol = yield eh.exchange(self.port, b"GET /ws HTTP/1.1\r\nHost: x\r\n")
         self.assertEqual((code, eh.reasonPhrase(data), protocol.closed), (408, "Request Timeout", True))
         self.assertGreaterEqual(reactor.seconds() - started, 0.45)
+        started = reactor.seconds()
+        code, data, protocol = yield eh.exchange(self.port, None)
+        self.assertEqual((code, data, protocol.closed), (None, b"", True))
+        self.assertGreaterEqual(reactor.seconds() - started, 0.45)
+        self.assertEqual(self.consumer.stats()["upgrade_timeouts_total"], 1)
+        self.assertEqual(self.consumer.stats()["sockets"], 0)
+
+    @defer.inlineCallbacks
+    def test_upgradeTimeoutWithoutDashboard(self):
+        yield self.startServer(upgrade_timeout=0.5, dashboard=False)
         code, _, _ = yield eh.exchange(self.port, None)
         self.assertEqual(code, 408)
+        code, _, _ = yield eh.exchange(self.port, b"GET /ws HTTP/1.1\r\n")
+        self.assertEqual(code, 408)
         self.assertEqual(self.consumer.stats()["upgrade_timeouts_total"], 2)
-        self.assertEqual(self.consumer.stats()["sockets"], 0)
 
     @defer.inlineCallbacks
     def test_requestTooLarge(self):
@@ -218,9 +231,10 @@ class EdgeTests(E2EMixin, TestCase):
         """
         yield self.startServer(connection_burst_per_ip=100, connection_rate_per_ip=0.001)
         for i in range(200):
-            code, _, _ = yield eh.exchange(self.port, b"GARBAGE / HTTP/1.1\r\n\r\n" if i < 100 else eh.upgradeRequest())
+            code, _, _ = yield eh.exchange(self.port, b"GARBAGE /ws HTTP/1.1\r\n\r\n" if i < 100 else eh.upgradeRequest())
             self.assertTrue(code is None or 400 <= code < 500, code)
-        lines = [e for e in self.logged if e.get("log_level") is not None and e["log_level"].name in ("info", "warn", "error")
-                 and "Factory" not in str(e.get("log_namespace"))]
+        lines = [e for e in self.logged if e.get("log_namespace", "").startswith("stellarflow.websocket")
+                 and e["log_level"].name in ("info", "warn", "error")
+                 and "listening" not in e.get("log_format", "")]
         self.assertLessEqual(len(lines), 4, [e.get("log_format") for e in lines])
         self.assertFalse([e for e in self.logged if "dropping connection" in str(e.get("log_format"))])

@@ -9,7 +9,14 @@ from hypothesis import given, settings
 from stellar_sdk import Keypair
 from twisted.trial.unittest import SynchronousTestCase
 
-from stellarflow.websocket.filters import MAX_LIST_ENTRIES, NATIVE, Filters, parseFilters
+from stellarflow.websocket.filters import (
+    KNOWN_TYPES,
+    MAX_LIST_ENTRIES,
+    NATIVE,
+    Filters,
+    availableTypes,
+    parseFilters,
+)
 from tests.filterhelpers import B1, C1, G1, G2, G3, L1, M1, USDC_ISSUER, filterObjects, parseError
 
 
@@ -54,10 +61,20 @@ class ParseFiltersTests(SynchronousTestCase):
             [NATIVE, ("usdc", None), ("USDC", None), ("XLM", G3), ("A", None)]))
 
     def test_unknownTypesKeptAndReported(self):
-        f = parseFilters({"types": ["trade", "payment", "Transfer"]})
-        self.assertEqual(f.types, frozenset(["trade", "payment", "Transfer"]))
-        self.assertEqual(f.unknownTypes, ("Transfer", "trade"))
+        f = parseFilters({"types": ["trade", "payment", "Transfer", "swap"]})
+        self.assertEqual(f.types, frozenset(["trade", "payment", "Transfer", "swap"]))
+        self.assertEqual(f.unknownTypes, ("Transfer", "swap"))
         self.assertEqual(parseFilters({"types": ["mint"]}).unknownTypes, ())
+
+    def test_availableTypes(self):
+        tokens = {"transfer", "mint", "burn", "clawback", "approve", "set_admin", "set_authorized", "fee"}
+        self.assertEqual(availableTypes(None), KNOWN_TYPES)
+        self.assertEqual(availableTypes(frozenset(["contract_event"])),
+                         frozenset(tokens | {"contract_event", "payment"}))
+        self.assertEqual(availableTypes(frozenset(["payment", "trade"])), frozenset(["payment", "trade"]))
+        self.assertEqual(availableTypes(frozenset(["trade"])), frozenset(["trade"]))
+        self.assertEqual(availableTypes(frozenset(["payment", "trade", "contract_event"])), KNOWN_TYPES)
+        self.assertEqual(availableTypes(frozenset(["something_else"])), frozenset())
 
     def test_minAmountNormalised(self):
         cases = [

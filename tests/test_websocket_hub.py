@@ -19,6 +19,7 @@ from stellarflow.interfaces import IClientConnection, IClientSession, IReplayHos
 from stellarflow.websocket import broadcaster as broadcasterModule
 from stellarflow.websocket import hub as hubModule
 from stellarflow.websocket import session as sessionModule
+from stellarflow.websocket.filters import KNOWN_TYPES
 from stellarflow.websocket.hub import ClientHub
 from tests.wshelpers import (
     G1,
@@ -146,6 +147,7 @@ class RegistrationTests(HubTestsMixin, SynchronousTestCase):
                 "type": "registered",
                 "message": "Registration successful, processing queued events",
                 "filters": {"types": ["transfer"], "account_ids": [G1], "asset_codes": ["XLM"], "min_amount": "100"},
+                "available_types": sorted(KNOWN_TYPES),
             },
         )
         self.assertEqual((hub.registered, len(hub.broadcaster.unregistered)), (1, 0))
@@ -153,12 +155,57 @@ class RegistrationTests(HubTestsMixin, SynchronousTestCase):
     def test_unknownTypesReported(self):
         hub = self.make()
         conn, session = self.connect(hub)
-        register(hub, session, {"types": ["payment", "trade"]})
+        register(hub, session, {"types": ["transfer", "swap"]})
         reply = conn.messages()[-1]
         self.assertEqual(reply["type"], "registered")
+        self.assertEqual(reply["filters"]["types"], ["swap", "transfer"])
+        self.assertEqual(reply["unknown_types"], ["swap"])
+        self.assertEqual(len(reply["warnings"]), 1)
+        self.assertIn("'swap'", reply["warnings"][0])
+        self.assertNotIn("unavailable_types", reply)
+
+    def test_guideTypesOnAGetEventsPipeline(self):
+        """
+        The guide's C{["payment", "trade"]} on a getEvents pipeline: the reply says at once that
+        C{trade} matches nothing here and what C{payment} means here; the guide's fields stay.
+        """
+        hub = self.make(producedTypes=frozenset(["contract_event"]))
+        conn, session = self.connect(hub)
+        register(hub, session, {"types": ["payment", "trade"]})
+        reply = conn.messages()[-1]
+        self.assertEqual(reply["message"], "Registration successful, processing queued events")
         self.assertEqual(reply["filters"]["types"], ["payment", "trade"])
-        self.assertEqual(reply["unknown_types"], ["trade"])
-        self.assertIn("'trade'", reply["warnings"][0])
+        self.assertEqual(reply["available_types"], [
+            "approve", "burn", "clawback", "contract_event", "fee", "mint", "payment", "set_admin",
+            "set_authorized", "transfer"])
+        self.assertEqual(reply["unavailable_types"], ["trade"])
+        self.assertNotIn("unknown_types", reply)
+        self.assertEqual(len(reply["warnings"]), 2)
+        self.assertIn("trade are not produced by this pipeline", reply["warnings"][0])
+        self.assertIn("getLedgers", reply["warnings"][0])
+        self.assertIn("'payment' means a Stellar Asset Contract transfer between two different accounts",
+                      reply["warnings"][1])
+        # and the session matches two-party transfers as payments
+        self.assertTrue(session.filters.paymentTransfers)
+
+    def test_guideTypesOnAWholeLedgerPipeline(self):
+        hub = self.make(producedTypes=frozenset(["payment", "trade", "contract_event"]))
+        conn, session = self.connect(hub)
+        register(hub, session, {"types": ["payment", "trade"]})
+        reply = conn.messages()[-1]
+        self.assertEqual(reply["available_types"], sorted(KNOWN_TYPES))
+        self.assertNotIn("warnings", reply)
+        self.assertNotIn("unavailable_types", reply)
+        self.assertFalse(session.filters.paymentTransfers)
+
+    def test_paymentOnlyPipeline(self):
+        hub = self.make(producedTypes=frozenset(["payment"]))
+        conn, session = self.connect(hub)
+        register(hub, session, {"types": ["payment", "trade", "transfer"]})
+        reply = conn.messages()[-1]
+        self.assertEqual(reply["available_types"], ["payment"])
+        self.assertEqual(reply["unavailable_types"], ["trade", "transfer"])
+        self.assertEqual(len(reply["warnings"]), 1)
 
     def test_missingFilters(self):
         """
@@ -263,7 +310,7 @@ class ErrorReplyTests(HubTestsMixin, SynchronousTestCase):
         hub = self.make()
         conn, session = self.connect(hub)
 
-        def broken(payload, isBinary):
+        def broken(payload, isBinary, producedTypes):
             raise RuntimeError("bug")
 
         self.patch(hubModule, "parseRegister", broken)

@@ -26,29 +26,53 @@ from tests.filterhelpers import (
     G1,
     G2,
     G3,
+    L1,
+    LEDGER_TYPES,
     M1,
     M1B,
+    POOL_HEX,
+    PRODUCED_POOL,
     TYPE_POOL,
     USDC_ISSUER,
     USDC_SAC,
     filterObjects,
     messages,
+    paymentMessage,
     plainMessage,
     tokenMessage,
+    tradeMessage,
 )
 
 
 @functools.lru_cache(maxsize=None)
-def _parsed(text):
-    return parseFilters(json.loads(text))
+def _parsed(text, produced):
+    return parseFilters(json.loads(text)).forPipeline(produced)
 
 
-def parsed(obj):
+def parsed(obj, produced=None):
     """
-    L{parseFilters} of C{obj}, cached: the pools are small and validating addresses is slow,
-    so that the property tests can afford many examples.
+    L{parseFilters} of C{obj} on a pipeline producing C{produced}, cached: the pools are small
+    and validating addresses is slow, so that the property tests can afford many examples.
     """
-    return _parsed(json.dumps(obj, sort_keys=True))
+    return _parsed(json.dumps(obj, sort_keys=True), produced)
+
+
+#: Payment and trade shapes at the boundaries: each pooled asset on each side, amounts around
+#: the pooled thresholds (none included), a pool and an order-book seller.
+LEDGER_EVENTS = [
+    paymentMessage(code=code, issuer=issuer, amount=amount, sourceCode=sourceCode,
+                   sourceIssuer=sourceIssuer, sourceAmount=sourceAmount, frm=G1, to=M1B)
+    for code, issuer in ASSET_EVENT_POOL[:-1]
+    for sourceCode, sourceIssuer in [(None, None)] + ASSET_EVENT_POOL[:-1]
+    for amount, sourceAmount in ((None, "1000"), ("100", "1"), ("1", "100.5"))
+] + [
+    tradeMessage(seller=seller, pool=pool, soldCode=sold[0], soldIssuer=sold[1], soldAmount=soldAmount,
+                 boughtCode=bought[0], boughtIssuer=bought[1], boughtAmount=boughtAmount)
+    for seller, pool in ((G3, None), (None, POOL_HEX))
+    for sold in ASSET_EVENT_POOL[:-1]
+    for bought in ASSET_EVENT_POOL[:-1]
+    for soldAmount, boughtAmount in ((None, "100"), ("100.5", "1"), ("0", "99.9999999"))
+] + [paymentMessage(contract=USDC_SAC, frm=C1, to=G2)]
 
 
 #: Events every property example is also checked against: a transfer of each pooled asset,
@@ -59,11 +83,12 @@ BOUNDARY_KEYS = [
     for code, issuer in ASSET_EVENT_POOL
     for verified in (True, False)
     for amount in EVENT_AMOUNTS
-] + [eventKeys(plainMessage()), eventKeys(plainMessage(contract=None))]
+] + [eventKeys(plainMessage()), eventKeys(plainMessage(contract=None))] + [
+    eventKeys(message) for message in LEDGER_EVENTS]
 
 operations = st.lists(
     st.tuples(st.sampled_from(["add", "add", "add", "remove"]), st.integers(0, 11),
-              filterObjects),
+              filterObjects, st.sampled_from(PRODUCED_POOL)),
     min_size=4, max_size=40)
 
 
@@ -126,11 +151,31 @@ class FilterIndexTests(SynchronousTestCase):
 
     def test_onlyUnknownTypesNeverFiled(self):
         index = FilterIndex()
-        index.add("t", parseFilters({"types": ["trade"]}))
+        index.add("t", parseFilters({"types": ["Trade"]}))
         self.assertEqual(len(index), 1)
-        self.assertEqual(index.match(eventKeys(dict(plainMessage(), type="trade"))), [])
+        self.assertEqual(index.match(eventKeys(dict(plainMessage(), type="Trade"))), [])
+        self.assertEqual(index._byType, {})
         index.remove("t")
         self.assertEqual(len(index), 0)
+
+    def test_paymentsAndTrades(self):
+        """
+        A path payment and a trade select the buckets of both their assets (once each client);
+        C{payment} is filed under what it means on the pipeline.
+        """
+        index = FilterIndex()
+        index.add("usdc", parseFilters({"asset_codes": ["USDC", "XLM"]}))
+        index.add("xlm100", parseFilters({"asset_codes": ["XLM"], "min_amount": "100"}))
+        index.add("pool", parseFilters({"account_ids": [L1]}))
+        index.add("pay", parseFilters({"types": ["payment"]}).forPipeline(LEDGER_TYPES))
+        index.add("payGetEvents", parseFilters({"types": ["payment"]}))
+        index.add("trade", parseFilters({"types": ["trade"]}))
+        path = paymentMessage(code="XLM", issuer=None, amount="150", sourceCode="USDC",
+                              sourceIssuer=USDC_ISSUER, sourceAmount="20")
+        self.assertEqual(index.match(eventKeys(path)), ["usdc", "xlm100", "pay", "payGetEvents"])
+        trade = tradeMessage(pool=POOL_HEX, soldAmount="99", boughtAmount="2")
+        self.assertEqual(index.match(eventKeys(trade)), ["usdc", "pool", "trade"])
+        self.assertEqual(index.match(eventKeys(tokenMessage(frm=G1, to=G2))), ["usdc", "payGetEvents"])
 
     def test_visitsOnlyCandidates(self):
         calls = []
@@ -168,9 +213,9 @@ class IndexPropertyTests(SynchronousTestCase):
     def test_indexEqualsReference(self, ops, events):
         index = FilterIndex()
         model = {}
-        for op, client, obj in ops:
+        for op, client, obj, produced in ops:
             if op == "add":
-                f = parsed(obj)
+                f = parsed(obj, produced)
                 index.add(client, f)
                 model.pop(client, None)
                 model[client] = f
@@ -185,9 +230,9 @@ class IndexPropertyTests(SynchronousTestCase):
             self.assertEqual(index.match(keys), expected, keys)
 
     @settings(max_examples=1000, deadline=None)
-    @given(filterObjects, messages())
-    def test_singleClientIndexEqualsReference(self, obj, message):
-        f = parsed(obj)
+    @given(filterObjects, messages(), st.sampled_from(PRODUCED_POOL))
+    def test_singleClientIndexEqualsReference(self, obj, message, produced):
+        f = parsed(obj, produced)
         index = FilterIndex()
         index.add("c", f)
         checks = [eventKeys(message)] + BOUNDARY_KEYS
@@ -207,27 +252,28 @@ class IndexPropertyTests(SynchronousTestCase):
             for code, issuer in ASSET_EVENT_POOL
             for verified in (True, False)
             for amount in (None, "-1", "100")
-        ] + [plainMessage(), plainMessage(contract=None)]
+        ] + [plainMessage(), plainMessage(contract=None)] + LEDGER_EVENTS
         objs = ([{"types": [t]} for t in TYPE_POOL]
                 + [{"account_ids": [a]} for a in ACCOUNT_POOL]
                 + [{"asset_codes": [a]} for a in ASSET_FILTER_POOL]
                 + [{"min_amount": m} for m in AMOUNT_POOL] + [None])
-        index = FilterIndex()
-        for n, obj in enumerate(objs):
-            index.add(n, parseFilters(obj))
-        for message in events:
-            keys = eventKeys(message)
-            self.assertEqual(
-                index.match(keys),
-                [n for n, obj in enumerate(objs) if matches(parseFilters(obj), keys)],
-                message)
+        for produced in PRODUCED_POOL:
+            index = FilterIndex()
+            for n, obj in enumerate(objs):
+                index.add(n, parsed(obj, produced))
+            for message in events:
+                keys = eventKeys(message)
+                self.assertEqual(
+                    index.match(keys),
+                    [n for n, obj in enumerate(objs) if matches(parsed(obj, produced), keys)],
+                    message)
 
 
 #: Values of each filter field for the combination cases.
 FIELD_VALUES = {
     "types": [["transfer"], ["payment"], ["mint"], ["fee"], ["contract_event"], ["trade"],
               ["mint", "trade"]],
-    "account_ids": [[G1], [M1B], [G3], [USDC_SAC], [C1], [G2, C2]],
+    "account_ids": [[G1], [M1B], [G3], [USDC_SAC], [C1], [G2, C2], [L1]],
     "asset_codes": [["USDC"], ["USDC:" + USDC_ISSUER], ["USDC:" + G3], ["XLM"], ["native"],
                     ["XLM:" + G3], ["EURC"], ["EURC", "XLM"]],
     "min_amount": ["0", "1", "100", "100.5"],
@@ -244,7 +290,7 @@ COMBINATION_EVENTS = [
     for verified in (True, False)
     for contract in (USDC_SAC, C1)
     for amount in (None, "-1", "0", "1", "99.9999999", "100", "100.5", "1000")
-] + [plainMessage(), plainMessage(contract=C2), plainMessage(contract=None)]
+] + [plainMessage(), plainMessage(contract=C2), plainMessage(contract=None)] + LEDGER_EVENTS
 
 
 class CombinationTests(SynchronousTestCase):
@@ -255,8 +301,12 @@ class CombinationTests(SynchronousTestCase):
     """
 
     def assertIndexAgrees(self, first, second):
+        for produced in PRODUCED_POOL:
+            self.assertIndexAgreesOn(first, second, produced)
+
+    def assertIndexAgreesOn(self, first, second, produced):
         objs = [{first: a, second: b} for a in FIELD_VALUES[first] for b in FIELD_VALUES[second]]
-        filters = [parseFilters(obj) for obj in objs]
+        filters = [parsed(obj, produced) for obj in objs]
         index = FilterIndex()
         for n, f in enumerate(filters):
             index.add(n, f)

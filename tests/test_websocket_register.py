@@ -29,10 +29,24 @@ def parse(obj, isBinary=False):
 
 
 class RegistrationTests(SynchronousTestCase):
+    def test_filtersForThePipeline(self):
+        """
+        The filters are those of the pipeline: C{payment} is two-party transfers only where no
+        payment messages are produced.
+        """
+        payload = json.dumps({"type": "register", "filters": {"types": ["payment"]}}).encode()
+        self.assertTrue(parseRegister(payload, False).filters.paymentTransfers)
+        self.assertTrue(parseRegister(payload, False, frozenset(["contract_event"])).filters.paymentTransfers)
+        ledgers = parseRegister(payload, False, frozenset(["payment", "trade", "contract_event"]))
+        self.assertFalse(ledgers.filters.paymentTransfers)
+        self.assertEqual(ledgers.filters.types, frozenset(["payment"]))
+
     def test_filtersAndResumeAfter(self):
         result = parse({"type": "register", "filters": {"account_ids": [M1], "min_amount": "1e2"},
                         "resume_after": eventId(7)})
-        self.assertEqual(result, Registration(parseFilters({"account_ids": [G1], "min_amount": "100"}), eventId(7)))
+        self.assertEqual(
+            result, Registration(parseFilters({"account_ids": [G1], "min_amount": "100"}), eventId(7), True)
+        )
 
     def test_noFilters(self):
         """

@@ -481,6 +481,7 @@ class RefusalTests(Mixin, SynchronousTestCase):
         conn, client = self.connect(b)
         register(b, client, {"asset_codes": ["XLM"]})
         register(b, client, resume_after=eventId(4))
+        self.clock.advance(b.replayer.aheadWait)
         error = self.assertRefused(conn, "resume_after_ahead")
         self.assertIn(eventId(3), error["message"])
         self.feed(b, [5, 6])
@@ -497,6 +498,7 @@ class RefusalTests(Mixin, SynchronousTestCase):
         self.assertEqual(conn.messages()[-1]["type"], "registered")
         conn, client = self.connect(b)
         register(b, client, resume_after=after(eventId(9)))
+        self.clock.advance(b.replayer.aheadWait)
         self.assertRefused(conn, "resume_after_ahead")
 
     def test_maxReplay(self):
@@ -532,6 +534,8 @@ class RefusalTests(Mixin, SynchronousTestCase):
         conn, client = self.connect(b)
         self.clock.advance(9)
         register(b, client, resume_after=eventId(99))
+        self.clock.advance(b.replayer.aheadWait)
+        self.assertRefused(conn, "resume_after_ahead")
         self.clock.advance(9)
         self.assertIsNone(conn.closed)
         self.clock.advance(1)
@@ -549,12 +553,64 @@ class WaitingTests(Mixin, SynchronousTestCase):
         register(b, client, resume_after=eventId(3))
         self.assertEqual(conn.types(), ["welcome"])
         b.broadcast([], eventId(2))
+        self.clock.advance(b.replayer.aheadWait)
         self.assertEqual(conn.messages()[-1]["error"], "resume_after_ahead")
         register(b, client, resume_after=eventId(2))
         self.drive()
         self.assertEqual(conn.messages()[-1]["resumed"], True)
         self.feed(b, [3])
         self.assertEqual(conn.events(), [eventId(3)])
+
+    def test_aheadWaitsForThePosition(self):
+        """
+        A resume_after a little ahead of this server (a client moving from an edge a moment
+        ahead) waits for the position: the batch that reaches it answers, with nothing
+        skipped or repeated.
+        """
+        b = self.make()
+        self.feed(b, range(1, 4))
+        conn, client = self.connect(b)
+        register(b, client, resume_after=eventId(5))
+        self.clock.advance(1)
+        self.feed(b, [4])
+        self.assertEqual(conn.types(), ["welcome"])  # still behind: waiting
+        self.feed(b, [5, 6])
+        self.drive()
+        reply = [m for m in conn.messages() if m["type"] == "registered"][-1]
+        self.assertEqual(reply["resumed"], True)
+        self.feed(b, [7])
+        self.assertEqual(conn.events(), [eventId(6), eventId(7)])
+        self.clock.advance(10)
+        self.assertNotIn("error", conn.types())
+        self.assertEqual(b.replayer._waitingAhead, [])
+
+    def test_aheadRefusedAtTheBoundary(self):
+        """
+        Still ahead after aheadWait: refused exactly then, not before.
+        """
+        b = self.make()
+        self.feed(b, range(1, 4))
+        conn, client = self.connect(b)
+        register(b, client, resume_after=eventId(9))
+        self.clock.advance(b.replayer.aheadWait - 0.01)
+        self.feed(b, [4])
+        self.assertEqual(conn.types(), ["welcome"])
+        self.clock.advance(0.01)
+        self.assertEqual(conn.messages()[-1]["error"], "resume_after_ahead")
+        self.assertEqual(b.replayer._waitingAhead, [])
+
+    def test_goneWhileWaitingAhead(self):
+        """
+        A client that leaves while its resume waits is forgotten and its timer cancelled.
+        """
+        b = self.make()
+        self.feed(b, range(1, 4))
+        conn, client = self.connect(b)
+        register(b, client, resume_after=eventId(9))
+        b.disconnected(client)
+        self.assertEqual(b.replayer._waitingAhead, [])
+        self.clock.advance(b.replayer.aheadWait)
+        self.assertEqual(conn.types(), ["welcome"])
 
     def test_registerWhilePreparing(self):
         """
@@ -900,7 +956,7 @@ class CursorTests(Mixin, SynchronousTestCase):
         """
         b = self.make()
         conn, client = self.connect(b)
-        register(b, client, {"account_ids": [G3], "types": ["mint"]})
+        register(b, client, {"account_ids": [G3], "types": ["mint"]}, cursor_updates=True)
         self.feed(b, range(1, 5))
         self.clock.advance(29.9)
         self.assertEqual(self.cursors(conn), [])
@@ -918,7 +974,7 @@ class CursorTests(Mixin, SynchronousTestCase):
         """
         b = self.make(cursorInterval=10)
         conn, client = self.connect(b)
-        register(b, client, {"types": ["mint"]})
+        register(b, client, {"types": ["mint"]}, cursor_updates=True)
         for n in range(1, 101):
             self.feed(b, [n])
             self.clock.advance(1)
@@ -930,7 +986,7 @@ class CursorTests(Mixin, SynchronousTestCase):
         """
         b = self.make()
         conn, client = self.connect(b)
-        register(b, client, {"asset_codes": ["USDC"]})
+        register(b, client, {"asset_codes": ["USDC"]}, cursor_updates=True)
         self.feed(b, [2])
         self.clock.advance(30)
         self.assertEqual(self.cursors(conn), [])
@@ -961,7 +1017,7 @@ class CursorTests(Mixin, SynchronousTestCase):
         b = self.make(prepare=prepare, replayOptions={"chunk": 1, "turnBudget": 1})
         quiet = [self.connect(b, "q%d" % i) for i in range(3)]
         for _, c in quiet:
-            register(b, c, {"types": ["mint"]})
+            register(b, c, {"types": ["mint"]}, cursor_updates=True)
         unregistered, _ = self.connect(b, "u")
         self.feed(b, range(1, 5))
         replaying, r = self.connect(b, "r")
@@ -974,6 +1030,50 @@ class CursorTests(Mixin, SynchronousTestCase):
         self.assertEqual(self.cursors(unregistered), [])
         self.assertEqual(self.cursors(replaying), [])
         self.assertEqual(len([p for p in prepared if b'"cursor"' in p]), 1, prepared)
+
+    def test_onlyWhenAsked(self):
+        """
+        A client that sends exactly the guide's register gets no cursor messages; one that
+        resumes, or asks with cursor_updates, gets them; cursor_updates false (also beside
+        resume_after) turns them off, and a later register without the field keeps the choice.
+        """
+        b = self.make()
+        guide, g = self.connect(b, "guide")
+        register(b, g, {"types": ["mint"], "account_ids": [], "asset_codes": [], "min_amount": ""})
+        asked, a = self.connect(b, "asked")
+        register(b, a, {"types": ["mint"]}, cursor_updates=True)
+        declined, d = self.connect(b, "declined")
+        register(b, d, {"types": ["mint"]}, resume_after=eventId(0), cursor_updates=False)
+        self.feed(b, range(1, 3))
+        resumed, r = self.connect(b, "resumed")
+        register(b, r, {"types": ["mint"]}, resume_after=eventId(0))
+        self.clock.advance(0)
+        self.clock.advance(30)
+        self.assertEqual(self.cursors(guide), [])
+        self.assertEqual(self.cursors(asked), [eventId(2)])
+        self.assertEqual(self.cursors(declined), [])
+        self.assertEqual(self.cursors(resumed), [eventId(2)])
+        self.assertEqual(set(guide.types()), {"welcome", "registered"})
+        # re-registering without the field keeps each choice; false turns them off
+        register(b, r, {"types": ["burn"]})
+        register(b, a, {"types": ["burn"]}, cursor_updates=False)
+        self.feed(b, [3])
+        self.clock.advance(30)
+        self.assertEqual(self.cursors(resumed), [eventId(2), eventId(3)])
+        self.assertEqual(self.cursors(asked), [eventId(2)])
+
+    def test_badCursorUpdates(self):
+        """
+        cursor_updates must be a boolean: anything else is an error naming the field.
+        """
+        b = self.make()
+        conn, client = self.connect(b)
+        for bad in ("yes", 1, [], {}):
+            register(b, client, {}, cursor_updates=bad)
+        errors = [m for m in conn.messages() if m["type"] == "error"]
+        self.assertEqual([e["error"] for e in errors], ["invalid_field_type"] * 4)
+        self.assertEqual({e["field"] for e in errors}, {"cursor_updates"})
+        self.assertFalse(client.registered)
 
     def test_stoppedAtShutdown(self):
         b = self.make()

@@ -166,6 +166,12 @@ class BacklogTests(HubTestsMixin, SynchronousTestCase):
         hub.broadcast([plainEvent(6), plainEvent(7)])
         self.assertEqual(slow.closed, (4029, "message queue full"))
         self.assertEqual(slow.messages()[-1]["error"], "queue_full")
+        # its backlog is dropped: the error comes right after what was written before it paused
+        self.assertEqual(slow.events(), [eventId(n) for n in range(1, 6)][: len(slow.events())])
+        self.assertEqual(slowSession.held, 0)
+        # it has the drain time to read them and reads again, so its close reply is seen
+        self.assertEqual(slow.drainTimeout, hub.queueFullDrain)
+        self.assertTrue(slow.reading)
         self.assertEqual(hub.counters.closedQueueFull, 1)
         self.assertEqual(hub.registered, 1)
         self.assertEqual(fast.events(), [eventId(n) for n in range(1, 8)])

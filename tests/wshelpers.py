@@ -100,6 +100,7 @@ class FakeConnection:
         self.frames = []
         self.writes = []
         self.closed = None
+        self.drainTimeout = None
         self.aborted = False
         self.reading = True
         self.producer = None
@@ -131,8 +132,9 @@ class FakeConnection:
         self.sinceResume = 0
         self.producer.resumeProducing()
 
-    def close(self, code, reason):
+    def close(self, code, reason, drainTimeout=None):
         self.closed = (code, reason)
+        self.drainTimeout = drainTimeout
 
     def abort(self):
         self.aborted = True

@@ -9,6 +9,7 @@ The Autobahn (and txaio) internals stellarflow relies on, fenced in one module.
     case in which C{sendPreparedMessage} writes them as they are;
   - sending a close frame with any code (C{sendCloseFrame}: the public C{sendClose} refuses
     1001 and other RFC codes);
+  - the request head received during the opening handshake (C{data}, L{requestHead});
   - the count of pings sent (C{autoPingPendingSeq}) and the bucket timers txaio leaves in the
     reactor (C{_BatchedTimer}), for tests.
 
@@ -20,7 +21,7 @@ from autobahn.websocket.protocol import PreparedMessage
 
 __all__ = [
     "prepareTextFrame", "frameBytes", "rawFrame", "rawFrames", "compressionNegotiated", "sendCloseFrame",
-    "pingsSent", "cancelBatchedTimers",
+    "pingsSent", "cancelBatchedTimers", "requestHead",
 ]
 
 #: Longest close reason, in bytes (a close frame's payload is at most 125 bytes).
@@ -98,3 +99,14 @@ def cancelBatchedTimers(reactor):
         owner = getattr(call.func, "__self__", None)
         if type(owner).__name__ == "_BatchedTimer" or getattr(call.func, "__name__", "") == "notify_one_chunk":
             call.cancel()
+
+
+def requestHead(protocol):
+    """
+    The HTTP request head a server protocol has received during its opening handshake (up to
+    and including the blank line), or C{None} while it is incomplete: Autobahn keeps what it
+    received in C{data} and parses it in C{processHandshake}.
+    """
+    data = protocol.data
+    end = data.find(b"\r\n\r\n")
+    return None if end < 0 else data[: end + 4]

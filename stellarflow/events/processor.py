@@ -225,6 +225,9 @@ class GetEventsRPC:
         doc="Decode Stellar RPC getEvents events into event messages.",
     )
 
+    #: Contract events only (see L{IProcessor.producedTypes}).
+    producedTypes = frozenset([CONTRACT_EVENT])
+
     def __init__(self, network_passphrase=None):
         self.network_passphrase = network.networkPassphrase(network_passphrase)
 

@@ -59,6 +59,8 @@ class GetLedgersRPC(Service):
 
     def __init__(self, pool):
         self.pool = pool
+        #: What C{emit} asks for (see L{IProcessor.producedTypes}).
+        self.producedTypes = frozenset(pool.emit)
         self.ledgers = 0
 
     def startService(self):

@@ -109,6 +109,7 @@ class SaveToPostgreSQL:
             history_max_limit=config["history_max_limit"],
             history_statement_timeout=config["history_statement_timeout"],
             secrets=[config["password"]] if config["password"] else (),
+            produced_types=context.produced_types,
         )
 
     def __init__(
@@ -130,8 +131,10 @@ class SaveToPostgreSQL:
         backoff=None,
         secrets=(),
         keeper=None,
+        produced_types=None,
     ):
         self.reactor = reactor
+        self.producedTypes = produced_types
         self.dsn = dsn
         self.pipeline = pipeline
         self.names = TableNames(table, schema)
@@ -217,6 +220,7 @@ class SaveToPostgreSQL:
                 maxLimit=self.historyMaxLimit,
                 connectTimeout=self.connectTimeout,
                 secrets=self._historySecrets,
+                producedTypes=self.producedTypes,
             )
         return self._query
 
@@ -381,15 +385,21 @@ class SaveToPostgreSQL:
         if not self._parked:
             self._parkedWarned = False
 
-    def _schedule(self):
+    def _schedule(self, writerFreed=False):
         """
         Start a flush if one is due, or arm the timer for when it will be.
+
+        @param writerFreed: a flush just ended.  What queued meanwhile is written at once,
+            however little (group commit): it waited for the writer already, and waiting for
+            C{flush_interval} too would leave the database idle while the pipeline, whose
+            acknowledgements wait on this flush, cannot send more.  C{batch_size} and
+            C{flush_interval} gather rows only while the writer is idle.
         """
         if self._flushing is not None or not self.ready or not self._queue:
             return
         waited = self.reactor.seconds() - self._queue[0].arrived
         queued = sum(e.count for e in self._queue)
-        if queued >= self.batchSize or waited >= self.flushInterval or self._stopping:
+        if writerFreed or queued >= self.batchSize or waited >= self.flushInterval or self._stopping:
             self._flush()
         elif self._flushTimer is None or not self._flushTimer.active():
             self._flushTimer = self.reactor.callLater(self.flushInterval - waited, self._flushTimerFired)
@@ -482,7 +492,7 @@ class SaveToPostgreSQL:
         for waiter in waiters:
             waiter.callback(None)
         if not self._stopping:
-            self._schedule()
+            self._schedule(writerFreed=True)
 
     def _remember(self, cursor):
         self._written[cursor] = True

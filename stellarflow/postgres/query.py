@@ -74,13 +74,16 @@ class EventQuery:
     @param statementTimeout: seconds a statement may run before the server cancels it.
     @param keeper: the L{IConnectionKeeper} to read through; by default a L{ConnectionKeeper}
         of C{dsn} running single statements, connected on demand.
+    @param producedTypes: the message types the pipeline produces (C{None}: not known): filters
+        are applied as on that pipeline's WebSocket server (L{Filters.forPipeline}).
     """
 
     def __init__(
         self, reactor, dsn, names, pipeline, statementTimeout=10.0, maxLimit=1000, connectTimeout=10.0, secrets=(),
-        keeper=None,
+        keeper=None, producedTypes=None,
     ):
         self.names = names
+        self.producedTypes = producedTypes
         self.pipeline = pipeline
         self.maxLimit = maxLimit
         self.statementTimeout = statementTimeout
@@ -139,6 +142,7 @@ class EventQuery:
         hi = positions.position(positions.MAX_TOID, positions.MAX_INDEX)
         if toLedger is not None:
             hi = min(hi, positions.ledgerEnd(toLedger))
+        filters = filters.forPipeline(self.producedTypes)
         return self._run(self._page, filters, lo, hi, since, until, min(limit, self.maxLimit))
 
     @inlineCallbacks

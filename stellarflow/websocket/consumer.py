@@ -23,10 +23,17 @@ from zope.interface import implementer, provider
 from stellarflow.compat.autobahn import prepareTextFrame
 from stellarflow.interfaces import IComponentFactory, IConsumer, IStatsProvider
 from stellarflow.logs import RateLimitedLog
-from stellarflow.schema import Field, Integer, ListOf, Number, Schema, String, join
+from stellarflow.reuseport import ReusePortEndpoint
+from stellarflow.schema import Boolean, Field, Integer, ListOf, Number, Schema, String, join
 from stellarflow.websocket.auth import Authenticator, authSchema
 from stellarflow.websocket.hub import ClientHub
-from stellarflow.websocket.limits import ConnectionGuard, networksValidator, parseNetworks, socketBudget
+from stellarflow.websocket.limits import (
+    ConnectionGuard,
+    GuardedFactory,
+    networksValidator,
+    parseNetworks,
+    socketBudget,
+)
 from stellarflow.websocket.protocol import BroadcastServerFactory
 from stellarflow.websocket.tls import TLSConfigError, serverOptions
 
@@ -136,13 +143,20 @@ class SaveToWebSocket:
             "fd_reserve": Field(
                 Integer(0), 64, "descriptors kept for the state file, database, RPC and admin (see docs/operations.md)"
             ),
+            "dashboard": Field(Boolean(), True, "serve the live dashboard page (docs/dashboard.md) on this port"),
+            "dashboard_path": Field(
+                String(validator=_path), "/", "where the page is (its files and /client.js beside it)"
+            ),
+            "reuse_port": Field(
+                Boolean(), False, "listen with SO_REUSEPORT: N processes share the port (docs/scaling.md)"
+            ),
         },
         check=_checkTLS,
     )
 
     @classmethod
     def fromConfig(cls, config, context):
-        return cls(context.reactor, history=context.history, **config)
+        return cls(context.reactor, history=context.history, produced_types=context.produced_types, **config)
 
     def stats(self):
         """
@@ -210,9 +224,13 @@ class SaveToWebSocket:
         max_registers_per_minute=30,
         max_filter_entries=2000,
         fd_reserve=64,
+        dashboard=True,
+        dashboard_path="/",
+        reuse_port=False,
         close_timeout=2.0,
         shutdown_timeout=5.0,
         history=None,
+        produced_types=None,
         fileLimits=None,
     ):
         self.reactor = reactor
@@ -236,6 +254,7 @@ class SaveToWebSocket:
             max_connections + max_upgrading,
             parseNetworks(trusted_proxies),
         )
+        self.reusePort = reuse_port
         self.hub = ClientHub(
             reactor,
             prepare=prepareTextFrame,
@@ -251,6 +270,7 @@ class SaveToWebSocket:
             maxRegistersPerMinute=max_registers_per_minute,
             maxFilterEntries=max_filter_entries,
             clientLog=self.clientLog,
+            producedTypes=produced_types,
         )
         self.factory = BroadcastServerFactory(
             reactor,
@@ -268,6 +288,11 @@ class SaveToWebSocket:
             clientLog=self.clientLog,
         )
         self.listeningPort = None
+        self.dashboard = dashboard
+        self.dashboard_path = dashboard_path
+        # the dashboard's front waits this long for a request line (then the upgrade deadline,
+        # counted from TCP accept, applies)
+        self.openTimeout = upgrade_timeout or 5.0
 
     @property
     def address(self):
@@ -282,11 +307,25 @@ class SaveToWebSocket:
         # A deep accept backlog: Twisted's default of 50 makes a burst of reconnecting clients
         # (after a restart, say) wait for SYN retransmissions, one second and more each.
         backlog = min(self.backlog, max(50, self.hub.maxConnections))
+        if self.reusePort:
+            return ReusePortEndpoint(self.reactor, self.port, backlog=backlog, interface=self.host, tls=self.tls)
         if self.tls is not None:
             return SSL4ServerEndpoint(self.reactor, self.port, self.tls, backlog=backlog, interface=self.host)
         if ":" in self.host:
             return TCP6ServerEndpoint(self.reactor, self.port, backlog=backlog, interface=self.host)
         return TCP4ServerEndpoint(self.reactor, self.port, backlog=backlog, interface=self.host)
+
+    def _site(self):
+        """
+        What listens: the WebSocket factory alone, or with the dashboard page beside it.
+        """
+        if not self.dashboard:
+            return self.factory
+        from stellarflow.dashboard.front import FrontFactory
+        from stellarflow.dashboard.site import DashboardResource
+
+        page = DashboardResource(self.path, self.dashboard_path)
+        return FrontFactory(self.reactor, self.factory, self.path, page, timeout=self.openTimeout)
 
     def start(self):
         getrlimit, setrlimit = self.fileLimits
@@ -295,7 +334,12 @@ class SaveToWebSocket:
         )
         if warning:
             self.log.warn("WebSocket server: {problem}", problem=warning)
-        d = maybeDeferred(self._endpoint().listen, self.factory)
+        site = self._site()
+        if site is not self.factory:
+            # the dashboard's front reads a request line before the WebSocket protocol exists:
+            # count each socket when TCP accepts it (alone, the protocol does that itself)
+            site = GuardedFactory(self.guard, site, onDrop=self.factory.dropped)
+        d = maybeDeferred(self._endpoint().listen, site)
 
         def listening(port):
             self.listeningPort = port
@@ -306,6 +350,13 @@ class SaveToWebSocket:
                 path=self.path,
                 auth=self.authenticator.kinds if self.authenticator is not None else "off",
             )
+            if self.dashboard:
+                self.log.info(
+                    "Dashboard on {scheme}://{address}{page}",
+                    scheme="https" if self.tls else "http",
+                    address=self.address,
+                    page=self.dashboard_path,
+                )
 
         def failed(f):
             f.trap(CannotListenError)

@@ -12,34 +12,51 @@ Semantics
     (C{null} is accepted because Go and other clients serialise empty slices as C{null}).
     C{"filters"} itself missing or C{null} means no filtering at all.
   - Fields combine with AND; the entries of one list combine with OR.
-  - C{types} matches the message C{type} (C{contract_event}) and, for token events, the
-    C{event_type} (C{transfer}, C{mint}, C{burn}, C{clawback}, C{approve}, C{set_admin},
-    C{set_authorized}, C{fee}).  C{payment} matches a C{transfer} between two parties:
-    C{from} and C{to} both present and different accounts (compared after the muxed
-    normalisation below, so a transfer between two muxed ids of one account is not a
-    payment).  These are the known types.  Any other name (e.g. C{trade}) is accepted, kept,
-    echoed back, reported in L{Filters.unknownTypes} and matches nothing: a client whose
-    C{types} are all unknown receives no events.  Type names are case-sensitive.
-  - C{account_ids} matches when any address the event involves is listed: the message's
-    C{account_ids}, C{from}, C{to} and the emitting C{contract_id}.  Accepted: C{G...}
-    accounts, C{M...} muxed accounts, C{C...} contracts, C{B...} claimable balances and
-    C{L...} liquidity pools, each a valid strkey.  A muxed C{M...} address stands for its
-    C{G...} account on both sides (filter and event), so C{M...} in a filter matches every
-    muxed id of that account and the account itself.
+  - C{types} matches the message C{type} (C{contract_event}, C{payment}, C{trade}) and, for
+    token events (contract events), the C{event_type} (C{transfer}, C{mint}, C{burn},
+    C{clawback}, C{approve}, C{set_admin}, C{set_authorized}, C{fee}); a C{payment} message's
+    own C{event_type} (a SAC payment's) is not a type of it, so C{transfer} never brings the
+    payment message beside the contract event.  C{payment} matches C{payment} messages (whole
+    ledgers: L{stellarflow.meta}).  On a pipeline that produces no C{payment} messages (a
+    getEvents source: L{Filters.forPipeline}) C{payment} matches instead a C{transfer} contract
+    event between two parties: C{from} and C{to} both present and different accounts (compared
+    after the muxed normalisation below, so a transfer between two muxed ids of one account is
+    not a payment), and the C{registered} reply says so.  These are the known types.  Any other
+    name is accepted, kept, echoed back, reported in L{Filters.unknownTypes} and matches
+    nothing: a client whose C{types} are all unknown receives no events.  Type names are
+    case-sensitive.
+  - C{account_ids} matches when any address the event involves is listed: for a contract
+    event its C{account_ids}, C{from}, C{to} and the emitting C{contract_id}; for a payment its
+    C{from} and C{to} (and a SAC payment's C{contract_id}); for a trade its C{seller}, C{buyer}
+    and pool (C{liquidity_pool_id}, hex in the message, listed as its C{L...} strkey).
+    Accepted: C{G...} accounts, C{M...} muxed accounts, C{C...} contracts, C{B...} claimable
+    balances and C{L...} liquidity pools, each a valid strkey.  A muxed C{M...} address stands
+    for its C{G...} account on both sides (filter and event), so C{M...} in a filter matches
+    every muxed id of that account and the account itself.
   - C{asset_codes}: C{"USDC"} matches USDC of any issuer; C{"USDC:GA5Z..."} only that issuer;
     C{"XLM"} or C{"native"} the native asset only (never a credit asset whose code happens to
     be C{XLM}; C{"XLM:G..."} names such a credit asset explicitly).  Codes are 1-12 ASCII
-    letters/digits and case-sensitive, as on Stellar.  Only VERIFIED assets match an asset
-    filter (message C{asset_verified} is true: the emitting contract is the real Stellar Asset
-    Contract of that asset): a look-alike contract emitting C{USDC} topics never matches
-    C{USDC}, C{USDC:<issuer>} or C{XLM}.  Events without an asset topic (custom SEP-41 tokens)
-    match no asset filter; filter those by contract id in C{account_ids}.
+    letters/digits and case-sensitive, as on Stellar.  An event has one or two I{sides}, each
+    an asset and an amount, and matches when the asset of one side is listed: a contract
+    event its asset (only a VERIFIED one: C{asset_verified} true, the emitting contract is the
+    real Stellar Asset Contract of that asset; a look-alike contract emitting C{USDC} topics
+    never matches; events without an asset topic, custom SEP-41 tokens, match no asset filter:
+    filter those by contract id in C{account_ids}); a payment its delivered asset
+    (C{asset_code}/C{asset_issuer}, with C{amount}) and, for a path payment, its source asset
+    (C{source_asset_code}/C{source_asset_issuer}, with C{source_amount}); a trade its sold and
+    its bought asset, each with its amount.
   - C{min_amount}: a non-negative decimal string (a JSON number is also accepted and
     converted with C{str()}, which for a float is its shortest repr, e.g. C{100.5}; send a
-    string for exact values).  An event passes when its C{amount} (asset units) is present
-    and C{amount >= min_amount} as exact decimals; an event without an amount does not pass.
-    C{fee} refunds carry negative amounts and are compared signed, so they never pass.  The
-    reply echoes it normalised (C{"1e2"} and C{"100.00"} become C{"100"}).
+    string for exact values).  Amounts are compared as exact decimals, in the units of their
+    asset.  With C{asset_codes}, an event passes when a side whose asset matched has an amount
+    C{>= min_amount} (the threshold is in the units of the asset asked for).  Without, the
+    amount compared is the contract event's C{amount}, the payment's C{amount} (what was
+    delivered: the payment's headline figure, Horizon's C{amount}; its C{source_amount} is
+    another asset's units) and, for a trade, either side's amount (a trade has no headline
+    side: which asset is "sold" depends on who took whose offer).  An event without that amount
+    (a plain contract event, an C{account_merge} whose result lacks the balance) does not
+    pass.  C{fee} refunds carry negative amounts and are compared signed, so they never pass.
+    The reply echoes it normalised (C{"1e2"} and C{"100.00"} become C{"100"}).
 
 Limits (bound the memory one client can pin): at most L{MAX_LIST_ENTRIES} entries per list,
 type names of at most L{MAX_TYPE_LENGTH} characters, C{min_amount} of at most
@@ -58,7 +75,8 @@ from stellar_sdk import MuxedAccount, StrKey
 
 __all__ = [
     "FilterError", "Filters", "parseFilters", "jsonType", "KNOWN_TYPES", "TOKEN_EVENT_TYPES",
-    "KNOWN_FIELDS", "NATIVE", "MAX_LIST_ENTRIES",
+    "KNOWN_FIELDS", "NATIVE", "MAX_LIST_ENTRIES", "TWO_PARTY_TRANSFER", "availableTypes",
+    "paymentMessages",
 ]
 
 #: Most entries accepted in one filter list (before de-duplication).
@@ -75,8 +93,12 @@ _SHOW_LIMIT = 100
 TOKEN_EVENT_TYPES = frozenset([
     "transfer", "mint", "burn", "clawback", "approve", "set_admin", "set_authorized", "fee",
 ])
-#: Type names this pipeline produces; others are accepted but match nothing.
-KNOWN_TYPES = frozenset(["contract_event", "payment"]) | TOKEN_EVENT_TYPES
+#: Type names filters know; others are accepted but match nothing.
+KNOWN_TYPES = frozenset(["contract_event", "payment", "trade"]) | TOKEN_EVENT_TYPES
+#: The match key of a C{transfer} contract event between two parties: what the type
+#: C{payment} matches on a pipeline without payment messages.  Not a string, so no client
+#: can name it.
+TWO_PARTY_TRANSFER = ("payment", "transfer")
 _EMPTY = frozenset()
 KNOWN_FIELDS = ("types", "account_ids", "asset_codes", "min_amount")
 #: The asset key of the native asset (lumens).
@@ -198,12 +220,37 @@ class Filters:
     @ivar asset_codes: C{(code, issuer)} pairs: issuer C{None} means any issuer, except
         L{NATIVE} C{("XLM", None)}, which is the native asset.
     @ivar min_amount: a L{Decimal}, or C{None}.
+    @ivar paymentTransfers: whether C{payment} also matches two-party transfer contract events
+        (L{TWO_PARTY_TRANSFER}): true on a pipeline without payment messages (and when the
+        pipeline is not known); see L{forPipeline}.
+    @ivar matchTypes: the type keys C{types} matches (L{TWO_PARTY_TRANSFER} added to
+        C{payment} when C{paymentTransfers}); what L{stellarflow.websocket.matching} and the
+        index compare with an event's types.
     """
 
     types = attr.ib(default=_EMPTY, converter=_field)
     account_ids = attr.ib(default=_EMPTY, converter=_field)
     asset_codes = attr.ib(default=_EMPTY, converter=_field)
     min_amount = attr.ib(default=None)
+    paymentTransfers = attr.ib(default=True)
+    matchTypes = attr.ib(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self):
+        types = self.types
+        if self.paymentTransfers and "payment" in types:
+            types = types | {TWO_PARTY_TRANSFER}
+        object.__setattr__(self, "matchTypes", types)
+
+    def forPipeline(self, messageTypes):
+        """
+        These filters on a pipeline whose processors produce messages of C{messageTypes} (the
+        message C{type} values, or C{None} when not known): C{payment} means payment messages
+        where there are some, else two-party transfer contract events.
+        """
+        transfers = not paymentMessages(messageTypes)
+        if transfers == self.paymentTransfers:
+            return self
+        return attr.evolve(self, paymentTransfers=transfers)
 
     @property
     def unknownTypes(self):
@@ -232,6 +279,29 @@ class Filters:
                 for code, issuer in self.asset_codes),
             "min_amount": "" if self.min_amount is None else format(self.min_amount, "f"),
         }
+
+
+def paymentMessages(messageTypes):
+    """
+    Whether a pipeline producing messages of C{messageTypes} (C{None}: not known) produces
+    C{payment} messages.
+    """
+    return messageTypes is not None and "payment" in messageTypes
+
+
+def availableTypes(messageTypes):
+    """
+    The known type names that can match messages of C{messageTypes} (the message C{type}
+    values a pipeline produces; C{None} when not known: every known type).  Contract events
+    bring the token event types and C{payment} (two-party transfers) with them.
+    """
+    if messageTypes is None:
+        return KNOWN_TYPES
+    available = set(t for t in messageTypes if t in KNOWN_TYPES)
+    if "contract_event" in messageTypes:
+        available |= TOKEN_EVENT_TYPES
+        available.add("payment")
+    return frozenset(available)
 
 
 # -- parsing -----------------------------------------------------------------------------

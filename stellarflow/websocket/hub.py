@@ -76,6 +76,8 @@ class ClientHub:
     @param maxReplay: most events one resume may need replayed.
     @param cursorInterval: seconds between C{cursor} messages to clients that received nothing
         (0: none).
+    @param queueFullDrain: seconds a client closed for a full queue has to read what was already
+        written to it, then its C{error} and close frame, before its TCP connection is dropped.
     @param store: the durable L{IEventHistory} older positions are replayed from, or C{None}.
     @param replayOptions: more keyword arguments for the L{Replayer} (tests, benchmarks).
     @param maxRegistersPerMinute: C{register} messages a client may send per minute (a
@@ -83,6 +85,8 @@ class ClientHub:
     @param maxFilterEntries: most entries (types, account_ids and asset_codes together) in
         one client's filters, unless its token grants another number.
     @param clientLog: the L{RateLimitedLog} for lines caused by clients.
+    @param producedTypes: the message types the pipeline produces (C{None}: not known): what
+        C{payment} means and the C{registered} reply's C{available_types}.
 
     @ivar sessions: every connected session (a dict used as an insertion-ordered set).
     @ivar counters: the L{Counters}.
@@ -100,13 +104,16 @@ class ClientHub:
         historyLedgers=0,
         maxReplay=100000,
         cursorInterval=30.0,
+        queueFullDrain=30.0,
         store=None,
         replayOptions=None,
         maxRegistersPerMinute=30,
         maxFilterEntries=2000,
         clientLog=None,
+        producedTypes=None,
     ):
         self.clock = clock
+        self.producedTypes = producedTypes
         self.prepare = prepare if prepare is not None else (lambda payload: payload)
         self.maxQueueSize = maxQueueSize
         self.registrationTimeout = registrationTimeout
@@ -115,6 +122,7 @@ class ClientHub:
         self.maxRegistersPerMinute = maxRegistersPerMinute
         self.maxFilterEntries = maxFilterEntries
         self.clientLog = clientLog if clientLog is not None else RateLimitedLog(clock, logInterval)
+        self.queueFullDrain = queueFullDrain
         self.counters = Counters()
         # per session, kept small (one float for most): the register rate as a GCRA
         # "theoretical arrival time", and for token holders their grant and expiry timer.
@@ -191,12 +199,15 @@ class ClientHub:
     def broadcast(self, events, cursor=None):
         """
         Fan a batch out (see L{Broadcaster.broadcast}); the first batch tells the resumes
-        that waited for it where the stream is.
+        that waited for it where the stream is, and each batch the resumes waiting for the
+        position to reach theirs.
         """
         known = self.broadcaster.position is not None
         self.broadcaster.broadcast(events, cursor)
         if not known and self.broadcaster.position is not None:
             self.replayer.headKnown()
+        else:
+            self.replayer.headAdvanced()
 
     # -- connection events ---------------------------------------------------------------
 
@@ -255,7 +266,7 @@ class ClientHub:
         if not self._registerAllowed(session):
             return self._rateLimited(session)
         try:
-            registration = parseRegister(payload, isBinary)
+            registration = parseRegister(payload, isBinary, self.producedTypes)
             if not isinstance(registration, RegisterError):
                 registration = self._allowed(self._grants.get(session, OPEN), registration)
             self._handle(session, registration)
@@ -344,14 +355,16 @@ class ClientHub:
                 messages.RESUME_IN_PROGRESS,
                 "a resume is being prepared; wait for its registered reply before registering again",
             )
-        if registration.resumeAfter is None:
-            return self.register(session, registration.filters)
-        if self.history is None:
+        if registration.resumeAfter is not None and self.history is None:
             return session.error(
                 messages.RESUME_NOT_AVAILABLE,
                 "this server keeps no history (history_size is 0); register without resume_after",
                 "resume_after",
             )
+        if registration.cursorUpdates is not None:
+            session.wantsCursors = registration.cursorUpdates
+        if registration.resumeAfter is None:
+            return self.register(session, registration.filters)
         self.resume(session, registration.filters, registration.resumeAfter)
 
     def register(self, session, filters):
@@ -363,7 +376,7 @@ class ClientHub:
             return
         self._cancelDeadline(session)
         first = session.register(filters)
-        session.write(self.prepare(messages.registered(filters)))
+        session.write(self.prepare(messages.registered(filters, producedTypes=self.producedTypes)))
         if session.closing:
             return
         if self.replayer.isReplaying(session):
@@ -398,7 +411,7 @@ class ClientHub:
         session.register(filters)
         self.broadcaster.remove(session)
         session.discardPending()
-        session.write(self.prepare(messages.registered(filters, resume)))
+        session.write(self.prepare(messages.registered(filters, resume, self.producedTypes)))
         return not session.closing
 
     def replayFinished(self, session):

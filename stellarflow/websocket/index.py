@@ -8,7 +8,7 @@ so that its cost does not grow with them.
 
 import attr
 
-from stellarflow.websocket.filters import KNOWN_TYPES
+from stellarflow.websocket.filters import KNOWN_TYPES, TWO_PARTY_TRANSFER
 from stellarflow.websocket.matching import matches
 
 __all__ = ["FilterIndex"]
@@ -36,8 +36,9 @@ class FilterIndex:
     Clients' filters indexed so that an event only visits candidate clients.
 
     Each client is filed under one primary field, the most selective it constrains
-    (account > asset > type > none): in one bucket per listed account / asset / known type, or
-    in the unconstrained set.  A client whose C{types} are all unknown is filed nowhere (it can
+    (account > asset > type > none): in one bucket per listed account / asset / known type key
+    (its L{Filters.matchTypes}), or in the unconstrained set; an event selects the buckets of
+    its accounts, of each of its sides' assets and of its type keys.  A client whose C{types} are all unknown is filed nowhere (it can
     never match).  L{match} visits the buckets the event's keys select plus the unconstrained
     set and runs L{matches} only for candidates that constrain more than their primary field,
     so its cost does not grow with clients that cannot match.  Results are in the order of the
@@ -95,8 +96,8 @@ class FilterIndex:
                     self._file(entry, client, self._byAsset, (code, issuer))
         elif filters.types:
             entry.rest = amount
-            for name in filters.types:
-                if name in KNOWN_TYPES:
+            for name in filters.matchTypes:
+                if name in KNOWN_TYPES or name == TWO_PARTY_TRANSFER:
                     self._file(entry, client, self._byType, name)
         else:
             entry.rest = amount
@@ -138,8 +139,7 @@ class FilterIndex:
                 bucket = byAccount.get(account)
                 if bucket:
                     buckets.append(bucket)
-        asset = keys.asset
-        if asset is not None:
+        for asset, _ in keys.sides:
             bucket = self._byAsset.get(asset)
             if bucket:
                 buckets.append(bucket)

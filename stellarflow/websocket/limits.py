@@ -18,10 +18,11 @@ the daemon keeps for itself.
 import ipaddress
 
 import attr
+from twisted.internet.protocol import Factory, Protocol
 
 __all__ = [
     "TokenBucket", "ConnectionGuard", "Ticket", "GuardCounters", "socketBudget", "parseNetworks",
-    "clientAddress", "networksValidator",
+    "clientAddress", "networksValidator", "GuardedFactory",
 ]
 
 #: Refusals waiting for their request (to answer it with an HTTP status) per address; more are
@@ -183,9 +184,10 @@ class Ticket:
     @ivar drop: close it at once, without an answer.
     """
 
-    __slots__ = ("address", "refusal", "drop", "held", "refusing", "socket", "upgrading")
+    __slots__ = ("address", "refusal", "drop", "held", "refusing", "socket", "upgrading", "acceptedAt")
 
     def __init__(self):
+        self.acceptedAt = None
         self.address = None
         self.refusal = None
         self.drop = False
@@ -218,6 +220,9 @@ class ConnectionGuard:
         self._refusing = {}
         self._buckets = {}
         self._sinceSweep = 0
+        #: the tickets of sockets a L{GuardedFactory} accepted, by peer address, for their
+        #: WebSocket protocol to find
+        self.tickets = {}
 
     def held(self, address):
         """
@@ -232,6 +237,7 @@ class ConnectionGuard:
         @return: its L{Ticket}.
         """
         ticket = Ticket()
+        ticket.acceptedAt = self.clock.seconds()
         if self.sockets >= self.budget:
             self.counters.refusedReserve += 1
             ticket.drop = True
@@ -333,3 +339,63 @@ class ConnectionGuard:
             "refused_reserve": counters.refusedReserve,
             "dropped": counters.dropped,
         }
+
+
+class _Refused(Protocol):
+    """
+    A socket closed at once, before anything is read (works under TLS too, where a factory
+    cannot decline with C{None}).
+    """
+
+    def connectionMade(self):
+        self.transport.abortConnection()
+
+
+class GuardedFactory(Factory):
+    """
+    Wraps what listens (the WebSocket factory, or the front that shares its port with the
+    dashboard) so that every socket is counted by the L{ConnectionGuard} when TCP accepts it,
+    before a byte is read: over the descriptor budget, or with 16 refusals of its address
+    already waiting, it is closed at once.  Its ticket is released when its protocol's
+    connection is lost, whichever protocol serves it.
+
+    @param onDrop: called with the ticket of each socket closed at once (for the log).
+    """
+
+    noisy = False
+
+    def __init__(self, guard, inner, onDrop=None):
+        self.guard = guard
+        self.inner = inner
+        self.onDrop = onDrop
+
+    def startFactory(self):
+        self.inner.doStart()
+
+    def stopFactory(self):
+        self.inner.doStop()
+
+    def buildProtocol(self, addr):
+        guard = self.guard
+        ticket = guard.accept(getattr(addr, "host", str(addr)))
+        if ticket.drop:
+            guard.release(ticket)
+            if self.onDrop is not None:
+                self.onDrop(ticket)
+            return _Refused()
+        proto = self.inner.buildProtocol(addr)
+        if proto is None:
+            guard.release(ticket)
+            return None
+        guard.tickets[addr] = ticket
+        lost = proto.connectionLost
+
+        def connectionLost(reason):
+            try:
+                lost(reason)
+            finally:
+                guard.tickets.pop(addr, None)
+                guard.release(ticket)
+
+        proto.connectionLost = connectionLost
+        return proto

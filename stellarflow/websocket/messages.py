@@ -11,7 +11,7 @@ filters match rarely how far the server has got.
 
 import json
 
-from stellarflow.websocket.filters import KNOWN_TYPES
+from stellarflow.websocket.filters import KNOWN_TYPES, availableTypes, paymentMessages
 
 #: The guide's welcome text and registration template (sent once per connection).
 WELCOME = {
@@ -111,22 +111,53 @@ def welcome():
     return encode(WELCOME)
 
 
-def registered(filters, resume=None):
+def registered(filters, resume=None, producedTypes=None):
     """
-    The reply to a C{register}: the guide's text and the normalised filters; when some
-    C{types} are unknown (they match nothing) they are listed in C{unknown_types} with a
-    human-readable C{warnings} entry.  For a register with C{resume_after}, C{resume} is a
-    dict of the keys to add (C{resume_after}, C{resumed} and, when not resumed, C{gap}).
+    The reply to a C{register}: the guide's text and the normalised filters, then
+    C{available_types}, the sorted known type names this pipeline can match (see
+    L{availableTypes}; every known type when C{producedTypes}, the message types of the
+    pipeline, is C{None}: not known).  Asked-for types that match nothing are listed, each with
+    a human-readable C{warnings} entry: C{unknown_types} (names not known at all) and
+    C{unavailable_types} (known, but not produced by this pipeline, e.g. C{trade} on a getEvents
+    pipeline); C{payment} on a pipeline without payment messages gets a warning saying what it
+    means there.  For a register with C{resume_after}, C{resume} is a dict of the keys to add
+    (C{resume_after}, C{resumed} and, when not resumed, C{gap}).
     """
-    reply = {"type": "registered", "message": REGISTERED_TEXT, "filters": filters.toJSON()}
+    available = availableTypes(producedTypes)
+    reply = {
+        "type": "registered",
+        "message": REGISTERED_TEXT,
+        "filters": filters.toJSON(),
+        "available_types": sorted(available),
+    }
+    warnings = []
     unknown = list(filters.unknownTypes)
     if unknown:
         reply["unknown_types"] = unknown
-        reply["warnings"] = [
+        warnings.append(
             "unknown event type(s) {} match no events; known types: {}".format(
                 ", ".join(shown(t) for t in unknown), ", ".join(sorted(KNOWN_TYPES))
             )
-        ]
+        )
+    unavailable = sorted(t for t in filters.types if t in KNOWN_TYPES and t not in available)
+    if unavailable:
+        reply["unavailable_types"] = unavailable
+        warnings.append(
+            "event type(s) {} are not produced by this pipeline and match no events; it produces: {}{}".format(
+                ", ".join(unavailable), ", ".join(sorted(available)),
+                " (payment and trade messages come from whole ledgers: a getLedgers or data lake source)"
+                if "trade" in unavailable or "payment" in unavailable else "",
+            )
+        )
+    if "payment" in filters.types and "payment" in available and not paymentMessages(producedTypes):
+        warnings.append(
+            "on this pipeline 'payment' means a Stellar Asset Contract transfer between two different "
+            "accounts (contract_event messages); Horizon-style payment messages (classic payments, "
+            "path payments, create_account, account_merge) come from whole ledgers: a getLedgers "
+            "or data lake source"
+        )
+    if warnings:
+        reply["warnings"] = warnings
     if resume:
         reply.update(resume)
     return encode(reply)

@@ -17,12 +17,13 @@ from autobahn.websocket.types import ConnectionDeny
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from stellarflow.compat.autobahn import rawFrame, rawFrames, sendCloseFrame
+from stellarflow.compat.autobahn import rawFrame, rawFrames, requestHead, sendCloseFrame
 from stellarflow.compat.twisted import writeNow
 from stellarflow.interfaces import IClientConnection
 from stellarflow.logs import RateLimitedLog
 from stellarflow.websocket.auth import OPEN as OPEN_GRANT
 from stellarflow.websocket.auth import AuthError
+from stellarflow.websocket.handshake import keyProblem, keyRefusal
 from stellarflow.websocket.limits import ConnectionGuard, clientAddress
 
 log = Logger()
@@ -63,27 +64,29 @@ class BroadcastServerProtocol(WebSocketServerProtocol):
     grant = OPEN_GRANT
     _upgradeTimer = None
     _skipped = False
+    _ownTicket = False
 
     # -- the upgrade ----------------------------------------------------------------------
 
     def connectionMade(self):
         factory = self.factory
-        self.ticket = ticket = factory.guard.accept(self.transport.getPeer().host)
+        # counted when TCP accepted it (GuardedFactory, as SaveToWebSocket listens), or now
+        ticket = factory.guard.tickets.get(self.transport.getPeer())
+        if ticket is None:
+            self._ownTicket = True
+            ticket = factory.guard.accept(self.transport.getPeer().host)
+        self.ticket = ticket
         if ticket.drop:
             # over the descriptor budget or refusing too many from this address: the cheapest
             # answer is none (no Autobahn state, no timer)
-            if ticket.refusal is None:
-                factory.refused("reserve", "Closing new WebSocket connections: the descriptor budget ({budget}) is spent",
-                                budget=factory.guard.budget)
-            else:
-                factory.refused("dropped", "Closing new WebSocket connections from {address} at once: 16 refused "
-                                "ones are already waiting", address=ticket.address)
+            factory.dropped(ticket)
             self._skipped = True
             self.transport.abortConnection()
             return
         WebSocketServerProtocol.connectionMade(self)
         if factory.upgradeTimeout:
-            self._upgradeTimer = factory.reactor.callLater(factory.upgradeTimeout, self._upgradeTimedOut)
+            left = ticket.acceptedAt + factory.upgradeTimeout - factory.reactor.seconds()
+            self._upgradeTimer = factory.reactor.callLater(max(0.0, left), self._upgradeTimedOut)
 
     def dataReceived(self, data):
         if self._skipped:
@@ -102,6 +105,19 @@ class BroadcastServerProtocol(WebSocketServerProtocol):
         self.factory.refused("timeout", "WebSocket upgrade not completed within {timeout}s", timeout=self.factory.upgradeTimeout)
         self.sendHttpErrorResponse(408, "Request Timeout", [("Content-Length", "0"), ("Connection", "close")])
         self.dropConnection(abort=False)
+
+    def processHandshake(self):
+        # A Sec-WebSocket-Key of the wrong length (the guide's curl line sends 13 bytes) gets a
+        # 400 that says what to send, rather than Autobahn's bare status line.
+        head = requestHead(self)
+        if head is not None:
+            problem = keyProblem(head)
+            if problem is not None:
+                self.wasNotCleanReason = "bad Sec-WebSocket-Key"
+                self.sendData(keyRefusal(head, self.factory.path, problem))
+                self.dropConnection(abort=False)
+                return
+        return WebSocketServerProtocol.processHandshake(self)
 
     def onConnect(self, request):
         factory = self.factory
@@ -170,9 +186,10 @@ class BroadcastServerProtocol(WebSocketServerProtocol):
 
     def connectionLost(self, reason):
         self._cancelUpgradeTimer()
-        ticket = self.ticket
+        ticket = self.ticket if self._ownTicket else None
         if self._skipped:
-            self.factory.guard.release(ticket)
+            if ticket is not None:
+                self.factory.guard.release(ticket)
             return
         try:
             WebSocketServerProtocol.connectionLost(self, reason)
@@ -223,9 +240,13 @@ class BroadcastServerProtocol(WebSocketServerProtocol):
             return
         writeNow(self.transport, data)
 
-    def close(self, code, reason):
+    def close(self, code, reason, drainTimeout=None):
         # any code: the public sendClose refuses 1001 and other RFC codes.
         if self.state == _OPEN:
+            if drainTimeout is not None:
+                # Autobahn copies its options onto each protocol when it connects and starts
+                # the closing-handshake timer from this one when the close frame goes out.
+                self.closeHandshakeTimeout = max(self.closeHandshakeTimeout, drainTimeout)
             sendCloseFrame(self, code, reason)
 
     def abort(self):
@@ -316,6 +337,17 @@ class BroadcastServerFactory(WebSocketServerFactory):
             maxConnections=0,
         )
 
+
+    def dropped(self, ticket):
+        """
+        Log a socket the L{GuardedFactory} closed at once.
+        """
+        if ticket.refusal is None:
+            self.refused("reserve", "Closing new WebSocket connections: the descriptor budget ({budget}) is spent",
+                         budget=self.guard.budget)
+        else:
+            self.refused("dropped", "Closing new WebSocket connections from {address} at once: 16 refused "
+                         "ones are already waiting", address=ticket.address)
 
     def refused(self, kind, format, **fields):
         """

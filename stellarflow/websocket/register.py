@@ -16,7 +16,7 @@ from stellarflow.websocket.filters import FilterError, jsonType, parseFilters
 __all__ = ["Registration", "RegisterError", "parseRegister", "REGISTER_FIELDS"]
 
 #: Keys a C{register} message may carry.
-REGISTER_FIELDS = ("type", "filters", "resume_after")
+REGISTER_FIELDS = ("type", "filters", "resume_after", "cursor_updates")
 
 
 @attr.s(frozen=True, slots=True)
@@ -26,10 +26,13 @@ class Registration:
 
     @ivar filters: the normalised L{Filters}.
     @ivar resumeAfter: the position (C{resume_after}) to replay after, or C{None}.
+    @ivar cursorUpdates: whether the client wants C{cursor} messages from now on: its
+        C{cursor_updates} when given, else C{True} when it resumes, else C{None} (unchanged).
     """
 
     filters = attr.ib()
     resumeAfter = attr.ib(default=None)
+    cursorUpdates = attr.ib(default=None)
 
 
 @attr.s(frozen=True, slots=True)
@@ -45,12 +48,14 @@ class RegisterError:
     field = attr.ib(default=None)
 
 
-def parseRegister(payload, isBinary):
+def parseRegister(payload, isBinary, producedTypes=None):
     """
     Parse a message a client sent.
 
     @param payload: the message's bytes (UTF-8 text, as Autobahn delivers it).
     @param isBinary: whether it came in a binary frame.
+    @param producedTypes: the message types the pipeline produces (C{None}: not known): the
+        filters are for that pipeline (L{Filters.forPipeline}).
     @return: a L{Registration}, or a L{RegisterError}; never raises.
     """
     if isBinary:
@@ -78,13 +83,13 @@ def parseRegister(payload, isBinary):
     if unknown:
         return RegisterError(
             messages.UNKNOWN_FIELD,
-            "unknown field(s) in register message: {}; known fields: type, filters, resume_after".format(
-                ", ".join(messages.shown(k) for k in unknown[:10])
+            "unknown field(s) in register message: {}; known fields: {}".format(
+                ", ".join(messages.shown(k) for k in unknown[:10]), ", ".join(REGISTER_FIELDS)
             ),
             unknown[0][:100],
         )
     try:
-        filters = parseFilters(message.get("filters"))
+        filters = parseFilters(message.get("filters")).forPipeline(producedTypes)
     except FilterError as e:
         return RegisterError(e.code, e.message, None if e.field is None else "filters." + e.field)
     resumeAfter = message.get("resume_after")
@@ -93,4 +98,13 @@ def parseRegister(payload, isBinary):
             resumeAfter = parsePosition(resumeAfter)
         except ValueError as e:
             return RegisterError(messages.INVALID_RESUME_AFTER, "resume_after: {}".format(e), "resume_after")
-    return Registration(filters, resumeAfter)
+    cursorUpdates = message.get("cursor_updates")
+    if cursorUpdates is not None and not isinstance(cursorUpdates, bool):
+        return RegisterError(
+            messages.INVALID_FIELD_TYPE,
+            '"cursor_updates" must be true or false, not {}'.format(jsonType(cursorUpdates)),
+            "cursor_updates",
+        )
+    if cursorUpdates is None and resumeAfter is not None:
+        cursorUpdates = True
+    return Registration(filters, resumeAfter, cursorUpdates)

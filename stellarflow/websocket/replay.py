@@ -105,6 +105,9 @@ class Replayer:
     @param pageSize: events per store read.
     @param lagDelay: seconds to wait before asking the store again when it has not written
         events the replay needs yet.
+    @param aheadWait: seconds a resume whose C{resume_after} is ahead of the newest position
+        processed waits for this server to get there before it is refused (a client moving
+        from a server a moment ahead, e.g. another edge of the same stream).
     """
 
     def __init__(
@@ -119,6 +122,7 @@ class Replayer:
         turnBudget=6000,
         pageSize=1000,
         lagDelay=0.2,
+        aheadWait=2.0,
     ):
         self.host = host
         self.window = window
@@ -130,9 +134,11 @@ class Replayer:
         self.turnBudget = turnBudget
         self.pageSize = pageSize
         self.lagDelay = lagDelay
+        self.aheadWait = aheadWait
         self.active = {}  # session -> Replay, for replays past their registered reply
         self._preparing = {}  # session -> Replay, for resumes waiting for their reply
         self._waitingHead = []
+        self._waitingAhead = []  # resumes ahead of the position, until it gets there
         self._ready = deque()
         self._call = None
         # counters for metrics
@@ -175,7 +181,7 @@ class Replayer:
             # batch arrives.
             self._waitingHead.append(replay)
             return
-        self._evaluate(replay)
+        self._evaluateOrWait(replay)
 
     def headKnown(self):
         """
@@ -184,7 +190,44 @@ class Replayer:
         waiting, self._waitingHead = self._waitingHead, []
         for replay in waiting:
             if not replay.cancelled:
+                self._evaluateOrWait(replay)
+
+    def headAdvanced(self):
+        """
+        The hub processed a batch: evaluate the resumes that waited for its position to reach
+        their C{resume_after}.
+        """
+        if not self._waitingAhead:
+            return
+        position = self.host.position
+        waiting, self._waitingAhead = self._waitingAhead, []
+        for replay in waiting:
+            if replay.cancelled:
+                continue
+            if replay.after <= position:
+                call, replay.call = replay.call, None
+                if call is not None and call.active():
+                    call.cancel()
                 self._evaluate(replay)
+            else:
+                self._waitingAhead.append(replay)
+
+    def _evaluateOrWait(self, replay):
+        if replay.after > self.host.position and self.aheadWait > 0:
+            replay.call = self.clock.callLater(self.aheadWait, self._aheadExpired, replay)
+            self._waitingAhead.append(replay)
+            return
+        self._evaluate(replay)
+
+    def _aheadExpired(self, replay):
+        """
+        The position did not reach C{replay}'s C{resume_after} in time: evaluate it (refused).
+        """
+        replay.call = None
+        if replay in self._waitingAhead:
+            self._waitingAhead.remove(replay)
+        if not replay.cancelled:
+            self._evaluate(replay)
 
     def _evaluate(self, replay):
         d = maybeDeferred(planResume, replay, self.host.position, self.window, self.store, self.maxReplay)
@@ -464,6 +507,8 @@ class Replayer:
         replay = self._preparing.pop(session, None)
         if replay is not None:
             replay.cancel()
+            if replay in self._waitingAhead:
+                self._waitingAhead.remove(replay)
         replay = self.active.pop(session, None)
         if replay is not None:
             replay.cancel()
@@ -474,9 +519,12 @@ class Replayer:
         """
         for replay in list(self.active.values()) + list(self._preparing.values()) + self._waitingHead:
             replay.cancel()
+        for replay in self._waitingAhead:
+            replay.cancel()
         self.active.clear()
         self._preparing.clear()
         self._waitingHead = []
+        self._waitingAhead = []
         self._ready.clear()
         call, self._call = self._call, None
         if call is not None and call.active():

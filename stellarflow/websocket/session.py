@@ -45,10 +45,12 @@ class Session:
     @ivar closing: it is closing or gone; nothing more is sent.
     @ivar active: an event was handed to it since the last cursor tick.
     @ivar cursorAt: the position of the last C{cursor} message sent, or C{None}.
+    @ivar wantsCursors: it asked for C{cursor} messages (C{cursor_updates}, or by resuming);
+        a client that sends exactly the guide's C{register} gets none.
     """
 
     __slots__ = (
-        "connection", "peer", "filters", "paused", "holding", "closing", "active", "cursorAt",
+        "connection", "peer", "filters", "paused", "holding", "closing", "active", "cursorAt", "wantsCursors",
         "_hub", "_limit", "_pending", "_backlog", "_unlogged", "_loggedAt",
     )
 
@@ -63,6 +65,7 @@ class Session:
         self.closing = False
         self.active = False
         self.cursorAt = None
+        self.wantsCursors = False
         self._pending = None
         self._backlog = None
         self._unlogged = 0
@@ -266,8 +269,11 @@ class Session:
         """
         The cursor timer ticked: whether to send it C{position} now.  Not when an event was
         handed to it since the previous tick (that is forgotten for the next one), when it was
-        told this position already, nor while it is holding messages or closing.
+        told this position already, while it is holding messages or closing, nor when it did
+        not ask for cursor messages.
         """
+        if not self.wantsCursors:
+            return False
         if self.active:
             self.active = False
             return False
@@ -288,17 +294,19 @@ class Session:
 
     # -- ending --------------------------------------------------------------------------
 
-    def close(self, code, reason):
+    def close(self, code, reason, drainTimeout=None):
         """
         Stop sending and start the closing handshake with C{code} and C{reason}.  The hub
         forgets it at once; it stays connected until its connection is gone.
+
+        @param drainTimeout: see L{IClientConnection.close}.
         """
         connection = self.connection
         self._stop()
         if connection is None:
             return
         try:
-            connection.close(code, reason)
+            connection.close(code, reason, drainTimeout)
         except Exception:
             log.failure("Cannot close WebSocket client {peer}", peer=self.peer)
             connection.abort()
@@ -328,7 +336,11 @@ class Session:
 
     def _overflow(self):
         """
-        It is paused with C{maxQueueSize} messages held: it is not reading.  Close it.
+        It is paused with C{maxQueueSize} messages held: it is not reading.  Close it: drop its
+        backlog, so that the C{error} and the 4029 close frame come right after what its
+        transport already holds, and give it C{hub.queueFullDrain} seconds to read them (a
+        client that resumes reading late learns why it was closed, rather than seeing only a
+        dropped connection).
         """
         hub = self._hub
         hub.counters.closedQueueFull += 1
@@ -352,7 +364,14 @@ class Session:
             hub.counters.errorsSent += 1
         except Exception:
             pass
-        self.close(messages.CLOSE_QUEUE_FULL, messages.REASON_QUEUE_FULL)
+        connection = self.connection
+        self.close(messages.CLOSE_QUEUE_FULL, messages.REASON_QUEUE_FULL, hub.queueFullDrain)
+        try:
+            # read again, so that its answer to the close frame ends the connection at once;
+            # whatever else it sends is ignored now that it is closing.
+            connection.resumeReading()
+        except Exception:
+            pass
 
     def _dropped(self, count):
         """
