@@ -125,12 +125,16 @@ class RateLimitedLog:
         self.clock = clock
         self.interval = interval
         self._kinds = {}
+        self._stopped = False
 
     def emit(self, logger, kind, format, level=LogLevel.warn, **fields):
         """
         Write C{format} with C{fields} through C{logger} at C{level}, or count it when a line
         of this C{kind} was written less than C{interval} ago.
         """
+        if self._stopped:  # shutting down: no timers are left behind
+            logger.emit(level, format, **fields)
+            return
         state = self._kinds.get(kind)
         if state is not None:
             state[0] += 1
@@ -156,8 +160,10 @@ class RateLimitedLog:
 
     def stop(self):
         """
-        Write what is counted and stop the timers (on shutdown).
+        Write what is counted and stop the timers (on shutdown); lines after this are written
+        as they come.
         """
+        self._stopped = True
         for kind in list(self._kinds):
             call = self._kinds[kind][5]
             if call is not None and call.active():

@@ -326,5 +326,8 @@ class RateLimitedLogTests(SynchronousTestCase):
         limited.stop()
         self.assertEqual(len(events), 2)
         self.assertEqual(clock.getDelayedCalls(), [])
+        limited.info(logger, "k", "after")
+        self.assertEqual(len(events), 3)
+        self.assertEqual(clock.getDelayedCalls(), [])
 
 
