@@ -16,7 +16,7 @@ is reached through a fault proxy in this process.  This process also runs every 
   - resumers: connect, register with C{resume_after} their last id, stay 5-40 s, leave
     (cleanly or by abort), come back: across all their connections, every event once;
   - churners: connect, register, re-register, disconnect;
-  - stalled readers: register, then stop reading (closed by the server with 4029);
+  - stalled readers: register, then stop reading (dropped by the heartbeat, or closed 4029);
   - abusers, each from its own loopback address, hitting every limit: too many sockets (429),
     too many new connections (429), slowloris (408), register spam (4429), oversized filters
     (error), garbage requests (400), bad tokens (401);
