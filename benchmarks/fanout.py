@@ -128,6 +128,9 @@ def makeServer(reactor, clients, max_queue_size=1000):
         ping_interval=0,
         registration_timeout=600,
         max_connections=clients + 100,
+        # every client is on 127.0.0.1: the per-address limits are raised to fit
+        max_connections_per_ip=clients + 100,
+        connection_burst_per_ip=clients + 100,
     )
 
 

@@ -66,6 +66,8 @@ pipelines:
           host: 127.0.0.1
           port: 0
           max_connections: {connections}
+          max_connections_per_ip: {connections}
+          connection_burst_per_ip: {connections}
 """
 
 

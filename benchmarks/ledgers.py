@@ -155,7 +155,9 @@ def catchUp(reactor, p, emit, clients=False):
             from stellarflow.websocket.consumer import SaveToWebSocket
 
             config, _ = SaveToWebSocket.configSchema.validate({"host": "127.0.0.1", "port": 0,
-                                                               "max_connections": p["clients"] + 100})
+                                                               "max_connections": p["clients"] + 100,
+                                                               "max_connections_per_ip": p["clients"] + 100,
+                                                               "connection_burst_per_ip": p["clients"] + 100})
             consumer = SaveToWebSocket.fromConfig(config, ComponentContext(reactor=reactor, pipeline="bench"))
             counted = Counting()
             original = consumer.consume
@@ -229,6 +231,8 @@ def atTheTip(reactor, p):
         listening = yield server.next(120)
         config, _ = SaveToWebSocket.configSchema.validate({"host": "127.0.0.1", "port": 0,
                                                            "max_connections": p["clients"] + 100,
+                                                           "max_connections_per_ip": p["clients"] + 100,
+                                                           "connection_burst_per_ip": p["clients"] + 100,
                                                            "max_queue_size": 100000})
         consumer = SaveToWebSocket.fromConfig(config, ComponentContext(reactor=reactor, pipeline="bench"))
         yield consumer.start()

@@ -52,7 +52,8 @@ def makeServer(reactor, clients, max_queue_size=1000):
     from stellarflow.websocket.consumer import SaveToWebSocket
 
     return SaveToWebSocket(reactor, host="127.0.0.1", port=0, max_queue_size=max_queue_size,
-                           max_connections=clients + 100)
+                           max_connections=clients + 100, max_connections_per_ip=clients + 100,
+                           connection_burst_per_ip=clients + 100)
 
 
 @inlineCallbacks

@@ -17,7 +17,7 @@ With this module, C{tap.py} is the only other one that reaches for the global re
 
 import sys
 
-from twisted.logger import globalLogBeginner, textFileLogObserver
+from twisted.logger import globalLogBeginner
 from twisted.python import usage
 
 from stellarflow import logs
@@ -56,7 +56,7 @@ def run(argv, reactor=None, stdout=None):
         from twisted.internet import reactor
     from stellarflow.daemon import Daemon
 
-    observer = logs.JSONLinesObserver(stdout) if options["log-format"] == "json" else textFileLogObserver(stdout)
+    observer = logs.JSONLinesObserver(stdout) if options["log-format"] == "json" else logs.text(stdout)
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     daemon = Daemon(options.loaded, reactor, stop=lambda: reactor.callWhenRunning(reactor.stop))
     reactor.callWhenRunning(daemon.startService)

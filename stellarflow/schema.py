@@ -207,6 +207,7 @@ class Boolean(Kind):
 class ListOf(Kind):
     def __init__(self, item, minItems=0, maxItems=None):
         self.item = item
+        self.secret = getattr(item, "secret", False)
         self.minItems = minItems
         self.maxItems = maxItems
         self.expected = "a list of {}{}".format(
@@ -325,6 +326,9 @@ def redact(config, schema):
     for name in schema.secretKeys():
         if out.get(name):
             out[name] = "<hidden>"
+    for name, field in schema.fields.items():
+        if isinstance(field.kind, Schema) and isinstance(out.get(name), dict):
+            out[name] = redact(out[name], field.kind)
     for name, field in schema.fields.items():
         shownAs = getattr(field.kind, "shownAs", None)
         if shownAs is not None and out.get(name):

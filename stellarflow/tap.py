@@ -9,6 +9,7 @@ import sys
 from twisted.python import usage
 
 from stellarflow import config as configmod
+from stellarflow import logs
 from stellarflow.schema import ConfigError
 
 
@@ -43,6 +44,7 @@ class Options(usage.Options):
     environ = None
 
     def postOptions(self):
+        logs.defaultLogger(getattr(self, "parent", None))
         if not self["config"]:
             raise usage.UsageError("--config/-c FILE is required (a pipeline YAML file)")
         try:

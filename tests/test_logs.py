@@ -48,3 +48,45 @@ class JSONLinesTests(SynchronousTestCase):
         [record] = self.records()
         self.assertEqual(record["level"], "critical")
         self.assertIn("ZeroDivisionError", record["traceback"])
+
+
+class DefaultLevelTests(SynchronousTestCase):
+    """
+    The default text log shows info and above; per-connection debug lines stay out.
+    """
+
+    def test_textDropsDebug(self):
+        import io
+
+        from twisted.logger import Logger
+
+        from stellarflow.logs import text
+
+        stream = io.StringIO()
+        log = Logger(observer=text(stream), namespace="t")
+        log.debug("client {peer} connected", peer="x")
+        log.info("listening")
+        log.warn("careful")
+        self.assertNotIn("connected", stream.getvalue())
+        self.assertIn("listening", stream.getvalue())
+        self.assertIn("careful", stream.getvalue())
+
+    def test_twistdDefault(self):
+        """
+        twistd -n without --logger/--logfile/--syslog gets stellarflow.logs.text; a log file,
+        syslog or an explicit logger are left alone.
+        """
+        from stellarflow.logs import defaultLogger
+
+        cases = [
+            ({"logger": None, "logfile": None, "nodaemon": True, "syslog": False}, "stellarflow.logs.text"),
+            ({"logger": None, "logfile": "-", "nodaemon": False}, "stellarflow.logs.text"),
+            ({"logger": None, "logfile": "/var/log/sf.log", "nodaemon": True}, None),
+            ({"logger": None, "logfile": None, "nodaemon": True, "syslog": True}, None),
+            ({"logger": None, "logfile": None, "nodaemon": False}, None),
+            ({"logger": "stellarflow.logs.json", "logfile": None, "nodaemon": True}, "stellarflow.logs.json"),
+        ]
+        for options, expected in cases:
+            defaultLogger(options)
+            self.assertEqual(options["logger"], expected, options)
+        defaultLogger(None)

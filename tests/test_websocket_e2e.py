@@ -246,6 +246,16 @@ class ConsumerTests(SynchronousTestCase):
                 "max_message_size": 65536,
                 "max_connections": 10000,
                 "allowed_origins": [],
+                "auth": {},
+                "max_connections_per_ip": 500,
+                "connection_rate_per_ip": 20,
+                "connection_burst_per_ip": 200,
+                "trusted_proxies": [],
+                "upgrade_timeout": 5,
+                "max_upgrading": 1000,
+                "max_registers_per_minute": 30,
+                "max_filter_entries": 2000,
+                "fd_reserve": 64,
                 "dashboard": True,
                 "dashboard_path": "/",
                 "reuse_port": False,
@@ -540,9 +550,10 @@ class LoadTests(E2EMixin, TestCase):
     @defer.inlineCallbacks
     def test_thousandClients(self):
         """
-        1000 registered clients with five kinds of filters each receive exactly their subset.
+        1000 registered clients with five kinds of filters each receive exactly their subset
+        (all from 127.0.0.1: the per-address limits are raised to fit).
         """
-        yield self.startServer()
+        yield self.startServer(max_connections_per_ip=1000, connection_burst_per_ip=1000)
         clients = yield self.connect(1000)
         accounts = [ev.G1, ev.G2, ev.G3]
         groups = [

@@ -112,7 +112,7 @@ class ProtocolTestsMixin:
             pingInterval=30,
             pongTimeout=60,
             allowedOrigins=allowedOrigins,
-            openTimeout=5,
+            upgradeTimeout=5,
             closeTimeout=2,
         )
         self.port = 40000
@@ -206,7 +206,9 @@ class HandshakeTests(ProtocolTestsMixin, SynchronousTestCase):
         f = self.factory
         self.assertEqual((f.maxMessagePayloadSize, f.maxFramePayloadSize), (1024, 1024))
         self.assertEqual((f.autoPingInterval, f.autoPingTimeout), (30, 60))
-        self.assertEqual((f.openHandshakeTimeout, f.closeHandshakeTimeout), (5, 2))
+        # the upgrade is timed by the protocol (upgradeTimeout, HTTP 408), not by Autobahn
+        self.assertEqual((f.openHandshakeTimeout, f.closeHandshakeTimeout), (0, 2))
+        self.assertEqual(f.upgradeTimeout, 5)
         self.assertFalse(f.failByDrop)
         self.assertIsNone(f.perMessageCompressionAccept([PerMessageDeflateOffer()]))
 

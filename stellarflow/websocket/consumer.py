@@ -22,9 +22,18 @@ from zope.interface import implementer, provider
 
 from stellarflow.compat.autobahn import prepareTextFrame
 from stellarflow.interfaces import IComponentFactory, IConsumer, IStatsProvider
+from stellarflow.logs import RateLimitedLog
 from stellarflow.reuseport import ReusePortEndpoint
 from stellarflow.schema import Boolean, Field, Integer, ListOf, Number, Schema, String, join
+from stellarflow.websocket.auth import Authenticator, authSchema
 from stellarflow.websocket.hub import ClientHub
+from stellarflow.websocket.limits import (
+    ConnectionGuard,
+    GuardedFactory,
+    networksValidator,
+    parseNetworks,
+    socketBudget,
+)
 from stellarflow.websocket.protocol import BroadcastServerFactory
 from stellarflow.websocket.tls import TLSConfigError, serverOptions
 
@@ -104,6 +113,36 @@ class SaveToWebSocket:
                 String(), "", "PEM file: the server certificate, then its chain; serves wss:// (with tls_key)"
             ),
             "tls_key": Field(String(), "", "PEM file: the certificate's private key (unencrypted)"),
+            "auth": Field(authSchema, {}, "client authentication (off unless tokens or a JWT key are set; below)"),
+            "max_connections_per_ip": Field(
+                Integer(1), 500, "sockets one address may hold, open or upgrading; more get HTTP 429"
+            ),
+            "connection_rate_per_ip": Field(
+                Number(0, exclusiveMinimum=True), 20, "new connections per second one address may open, sustained (HTTP 429 beyond)"
+            ),
+            "connection_burst_per_ip": Field(
+                Integer(1), 200, "new connections one address may open at once before connection_rate_per_ip applies"
+            ),
+            "trusted_proxies": Field(
+                ListOf(String(nonEmpty=True, validator=lambda v: networksValidator([v]))),
+                [],
+                "reverse proxies (IPs or CIDRs) whose X-Forwarded-For names the client for the per-address limits",
+            ),
+            "upgrade_timeout": Field(
+                Number(0), 5, "seconds from TCP connect to a completed WebSocket upgrade (HTTP 408 beyond; 0: none)"
+            ),
+            "max_upgrading": Field(
+                Integer(1), 1000, "sockets still upgrading, beyond max_connections, held at once (more are closed at once)"
+            ),
+            "max_registers_per_minute": Field(
+                Integer(1), 30, "register messages per client per minute (a burst of as many); more: close 4429"
+            ),
+            "max_filter_entries": Field(
+                Integer(1), 2000, "entries in a client's filters (types, account_ids and asset_codes together)"
+            ),
+            "fd_reserve": Field(
+                Integer(0), 64, "descriptors kept for the state file, database, RPC and admin (see docs/operations.md)"
+            ),
             "dashboard": Field(Boolean(), True, "serve the live dashboard page (docs/dashboard.md) on this port"),
             "dashboard_path": Field(
                 String(validator=_path), "/", "where the page is (its files and /client.js beside it)"
@@ -124,6 +163,8 @@ class SaveToWebSocket:
         Counters for /metrics (names as in docs/operations.md).
         """
         counts = self.hub.stats()
+        guard = self.guard.stats()
+        refused = self.factory.counters
         return {
             "clients_connected": counts["connected"],
             "clients_registered": counts["registered"],
@@ -137,6 +178,20 @@ class SaveToWebSocket:
             "replays_refused_total": counts["replays_refused"],
             "events_replayed_total": counts["replayed"],
             "history_events": counts["history_events"],
+            "connections_upgrading": guard["upgrading"],
+            "sockets": guard["sockets"],
+            "socket_budget": self.guard.budget,
+            "refused_ip_connections_total": guard["refused_address"],
+            "refused_ip_rate_total": guard["refused_rate"],
+            "refused_reserve_total": guard["refused_reserve"],
+            "dropped_connections_total": guard["dropped"],
+            "upgrade_timeouts_total": refused["upgrade_timeouts"],
+            "requests_too_large_total": refused["request_too_large"],
+            "refused_full_total": refused["refused_full"],
+            "auth_refused_total": refused["auth_refused"],
+            "tokens_expired_total": counts["tokens_expired"],
+            "registers_limited_total": counts["registers_limited"],
+            "filters_refused_total": counts["filters_refused"],
         }
 
     def __init__(
@@ -159,14 +214,24 @@ class SaveToWebSocket:
         replay_options=None,
         tls_certificate="",
         tls_key="",
+        auth=None,
+        max_connections_per_ip=500,
+        connection_rate_per_ip=20,
+        connection_burst_per_ip=200,
+        trusted_proxies=(),
+        upgrade_timeout=5,
+        max_upgrading=1000,
+        max_registers_per_minute=30,
+        max_filter_entries=2000,
+        fd_reserve=64,
         dashboard=True,
         dashboard_path="/",
         reuse_port=False,
-        open_timeout=5.0,
         close_timeout=2.0,
         shutdown_timeout=5.0,
         history=None,
         produced_types=None,
+        fileLimits=None,
     ):
         self.reactor = reactor
         self.tls = serverOptions(tls_certificate, tls_key) if tls_certificate else None
@@ -175,6 +240,20 @@ class SaveToWebSocket:
         self.path = path
         self.host = host
         self.shutdownTimeout = shutdown_timeout
+        self.clientLog = RateLimitedLog(reactor)
+        self.authenticator = Authenticator.fromConfig(reactor, auth)
+        self.maxConnections = max_connections
+        self.maxUpgrading = max_upgrading
+        self.fdReserve = fd_reserve
+        self.fileLimits = fileLimits or (None, None)
+        self.guard = ConnectionGuard(
+            reactor,
+            max_connections_per_ip,
+            connection_rate_per_ip,
+            connection_burst_per_ip,
+            max_connections + max_upgrading,
+            parseNetworks(trusted_proxies),
+        )
         self.reusePort = reuse_port
         self.hub = ClientHub(
             reactor,
@@ -188,6 +267,9 @@ class SaveToWebSocket:
             cursorInterval=cursor_interval,
             store=history,
             replayOptions=replay_options,
+            maxRegistersPerMinute=max_registers_per_minute,
+            maxFilterEntries=max_filter_entries,
+            clientLog=self.clientLog,
             producedTypes=produced_types,
         )
         self.factory = BroadcastServerFactory(
@@ -198,14 +280,19 @@ class SaveToWebSocket:
             pingInterval=ping_interval,
             pongTimeout=pong_timeout,
             allowedOrigins=allowed_origins,
-            openTimeout=open_timeout,
+            upgradeTimeout=upgrade_timeout,
             closeTimeout=close_timeout,
             secure=self.tls is not None,
+            guard=self.guard,
+            authenticator=self.authenticator,
+            clientLog=self.clientLog,
         )
         self.listeningPort = None
         self.dashboard = dashboard
         self.dashboard_path = dashboard_path
-        self.openTimeout = open_timeout
+        # the dashboard's front waits this long for a request line (then the upgrade deadline,
+        # counted from TCP accept, applies)
+        self.openTimeout = upgrade_timeout or 5.0
 
     @property
     def address(self):
@@ -241,15 +328,27 @@ class SaveToWebSocket:
         return FrontFactory(self.reactor, self.factory, self.path, page, timeout=self.openTimeout)
 
     def start(self):
-        d = maybeDeferred(self._endpoint().listen, self._site())
+        getrlimit, setrlimit = self.fileLimits
+        self.guard.budget, warning = socketBudget(
+            self.maxConnections, self.maxUpgrading, self.fdReserve, getrlimit, setrlimit
+        )
+        if warning:
+            self.log.warn("WebSocket server: {problem}", problem=warning)
+        site = self._site()
+        if site is not self.factory:
+            # the dashboard's front reads a request line before the WebSocket protocol exists:
+            # count each socket when TCP accepts it (alone, the protocol does that itself)
+            site = GuardedFactory(self.guard, site, onDrop=self.factory.dropped)
+        d = maybeDeferred(self._endpoint().listen, site)
 
         def listening(port):
             self.listeningPort = port
             self.log.info(
-                "WebSocket server listening on {scheme}://{address}{path}",
+                "WebSocket server listening on {scheme}://{address}{path} (authentication: {auth})",
                 scheme=self.scheme,
                 address=self.address,
                 path=self.path,
+                auth=self.authenticator.kinds if self.authenticator is not None else "off",
             )
             if self.dashboard:
                 self.log.info(

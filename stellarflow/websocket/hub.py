@@ -20,7 +20,9 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from stellarflow.interfaces import IReplayHost
+from stellarflow.logs import RateLimitedLog
 from stellarflow.websocket import messages
+from stellarflow.websocket.auth import OPEN
 from stellarflow.websocket.broadcaster import Broadcaster
 from stellarflow.websocket.cursors import CursorTicker
 from stellarflow.websocket.history import HistoryWindow
@@ -48,6 +50,9 @@ class Counters:
     closedQueueFull = attr.ib(default=0)
     errorsSent = attr.ib(default=0)
     connections = attr.ib(default=0)
+    registersLimited = attr.ib(default=0)
+    filtersRefused = attr.ib(default=0)
+    tokensExpired = attr.ib(default=0)
 
 
 @implementer(IReplayHost)
@@ -75,6 +80,11 @@ class ClientHub:
         written to it, then its C{error} and close frame, before its TCP connection is dropped.
     @param store: the durable L{IEventHistory} older positions are replayed from, or C{None}.
     @param replayOptions: more keyword arguments for the L{Replayer} (tests, benchmarks).
+    @param maxRegistersPerMinute: C{register} messages a client may send per minute (a
+        bucket of that many, refilled continuously); one more closes it with 4429.
+    @param maxFilterEntries: most entries (types, account_ids and asset_codes together) in
+        one client's filters, unless its token grants another number.
+    @param clientLog: the L{RateLimitedLog} for lines caused by clients.
     @param producedTypes: the message types the pipeline produces (C{None}: not known): what
         C{payment} means and the C{registered} reply's C{available_types}.
 
@@ -97,6 +107,9 @@ class ClientHub:
         queueFullDrain=30.0,
         store=None,
         replayOptions=None,
+        maxRegistersPerMinute=30,
+        maxFilterEntries=2000,
+        clientLog=None,
         producedTypes=None,
     ):
         self.clock = clock
@@ -106,8 +119,16 @@ class ClientHub:
         self.registrationTimeout = registrationTimeout
         self.maxConnections = maxConnections
         self.logInterval = logInterval
+        self.maxRegistersPerMinute = maxRegistersPerMinute
+        self.maxFilterEntries = maxFilterEntries
+        self.clientLog = clientLog if clientLog is not None else RateLimitedLog(clock, logInterval)
         self.queueFullDrain = queueFullDrain
         self.counters = Counters()
+        # per session, kept small (one float for most): the register rate as a GCRA
+        # "theoretical arrival time", and for token holders their grant and expiry timer.
+        self._registerAt = {}
+        self._grants = {}
+        self._expiries = {}
         self.sessions = {}
         self.history = HistoryWindow(historySize, historyLedgers) if historySize else None
         self.broadcaster = Broadcaster(self.prepare, self.counters, self.history)
@@ -168,6 +189,9 @@ class ClientHub:
             "replays_refused": self.replayer.refused,
             "replayed": self.replayer.replayed,
             "history_events": len(self.history) if self.history is not None else 0,
+            "registers_limited": counters.registersLimited,
+            "filters_refused": counters.filtersRefused,
+            "tokens_expired": counters.tokensExpired,
         }
 
     # -- the pipeline's events -----------------------------------------------------------
@@ -187,16 +211,20 @@ class ClientHub:
 
     # -- connection events ---------------------------------------------------------------
 
-    def connect(self, connection):
+    def connect(self, connection, grant=OPEN):
         """
         A WebSocket connection opened: register its session as the transport's producer, send
-        the welcome and start the registration timer.
+        the welcome and start the registration timer (and its token's expiry timer).
 
         @param connection: its L{IClientConnection}.
+        @param grant: what its token allows (L{stellarflow.websocket.auth.Grant}).
         @return: its L{Session}.
         """
         session = Session(self, connection)
         self.sessions[session] = None
+        self._registerAt[session] = 0.0
+        if grant is not OPEN:
+            self._grants[session] = grant
         self.counters.connections += 1
         connection.registerProducer(session, True)
         if session.closing:  # the transport was already gone: it called stopProducing
@@ -206,6 +234,10 @@ class ClientHub:
             return session
         self.broadcaster.addUnregistered(session)
         self._startDeadline(session)
+        if grant.expiresAt is not None:
+            self._expiries[session] = self.clock.callLater(
+                max(0.0, grant.expiresAt - self.clock.seconds()), self._tokenExpired, session
+            )
         session.write(self._welcome)
         log.debug("WebSocket client {peer} connected", peer=session.peer)
         return session
@@ -231,11 +263,89 @@ class ClientHub:
         """
         if session.closing:
             return
+        if not self._registerAllowed(session):
+            return self._rateLimited(session)
         try:
-            self._handle(session, parseRegister(payload, isBinary, self.producedTypes))
+            registration = parseRegister(payload, isBinary, self.producedTypes)
+            if not isinstance(registration, RegisterError):
+                registration = self._allowed(self._grants.get(session, OPEN), registration)
+            self._handle(session, registration)
         except Exception:
             log.failure("Unexpected error handling a message from WebSocket client {peer}", peer=session.peer)
             session.error(messages.INTERNAL_ERROR, "the server could not process this message")
+
+    def _registerAllowed(self, session):
+        """
+        Whether the session may send one more message: at most C{maxRegistersPerMinute} in
+        any minute, as a burst or spread (the generic cell rate algorithm: one number per
+        client, the time its allowance is spent until).
+        """
+        at = self._registerAt.get(session)
+        if at is None:
+            return True
+        now = self.clock.seconds()
+        interval = 60.0 / self.maxRegistersPerMinute
+        at = max(at, now)
+        if at - now > 60.0 - interval + 1e-9:
+            return False
+        self._registerAt[session] = at + interval
+        return True
+
+    def _allowed(self, grant, registration):
+        """
+        The registration, or a L{RegisterError} when its filters are larger than the client's
+        limit or ask for types or accounts its token does not allow.
+        """
+        filters = registration.filters
+        limit = grant.maxFilterEntries if grant.maxFilterEntries is not None else self.maxFilterEntries
+        entries = len(filters.types) + len(filters.account_ids) + len(filters.asset_codes)
+        if entries > limit:
+            self.counters.filtersRefused += 1
+            return RegisterError(
+                messages.TOO_MANY_FILTER_ENTRIES,
+                "filters have {} entries (types, account_ids and asset_codes together); at most {} "
+                "are allowed".format(entries, limit),
+                "filters",
+            )
+        for name, allowed in (("types", grant.types), ("account_ids", grant.accountIds)):
+            if allowed is None:
+                continue
+            asked = getattr(filters, name)
+            if not asked or not asked <= allowed:
+                self.counters.filtersRefused += 1
+                return RegisterError(
+                    messages.FILTER_NOT_ALLOWED,
+                    "your token allows only these {}: {}; list some of them (and no others)".format(
+                        name, ", ".join(sorted(allowed)[:20]) + (" ..." if len(allowed) > 20 else "")
+                    ),
+                    "filters." + name,
+                )
+        return registration
+
+    def _rateLimited(self, session):
+        self.counters.registersLimited += 1
+        self.clientLog.warn(
+            log,
+            "register-rate",
+            "Closing WebSocket client {peer}: more than {limit} register messages per minute",
+            peer=session.peer,
+            limit=self.maxRegistersPerMinute,
+        )
+        session.error(
+            messages.RATE_LIMITED,
+            "more than {} register messages per minute; register once and re-register only to "
+            "change filters".format(self.maxRegistersPerMinute),
+        )
+        session.close(messages.CLOSE_RATE_LIMITED, messages.REASON_RATE_LIMITED)
+
+    def _tokenExpired(self, session):
+        self._expiries.pop(session, None)
+        if session.closing:
+            return
+        self.counters.tokensExpired += 1
+        self.clientLog.info(log, "token-expired", "Closing WebSocket client {peer}: its token expired", peer=session.peer)
+        session.error(messages.TOKEN_EXPIRED, "your token expired; reconnect with a new one")
+        session.close(messages.CLOSE_TOKEN_EXPIRED, messages.REASON_TOKEN_EXPIRED)
 
     def _handle(self, session, registration):
         if isinstance(registration, RegisterError):
@@ -354,6 +464,11 @@ class ClientHub:
         self.broadcaster.remove(session)
         self.replayer.cancel(session)
         self._cancelDeadline(session)
+        self._registerAt.pop(session, None)
+        self._grants.pop(session, None)
+        expiry = self._expiries.pop(session, None)
+        if expiry is not None and expiry.active():
+            expiry.cancel()
 
     # -- registration timeouts -----------------------------------------------------------
 
@@ -369,7 +484,9 @@ class ClientHub:
         self._deadlines.pop(session, None)
         if session.closing or session.registered:
             return
-        log.info(
+        self.clientLog.info(
+            log,
+            "registration-timeout",
             "Closing WebSocket client {peer}: no register message within {timeout}s",
             peer=session.peer,
             timeout=self.registrationTimeout,
@@ -391,6 +508,7 @@ class ClientHub:
             rest are aborted.
         """
         self._stopping = True
+        self.clientLog.stop()
         self.replayer.stop()
         self.cursors.stop()
         for session in list(self.sessions):

@@ -41,12 +41,18 @@ CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_REGISTRATION_TIMEOUT = 4008
 #: The client stopped reading and C{max_queue_size} events piled up (4000 + HTTP 429).
 CLOSE_QUEUE_FULL = 4029
+#: The client's token expired while it was connected (4000 + HTTP 401).
+CLOSE_TOKEN_EXPIRED = 4401
+#: More than C{max_registers_per_minute} C{register} messages a minute (4000 + HTTP 429).
+CLOSE_RATE_LIMITED = 4429
 
 REASON_GOING_AWAY = "server shutting down"
 REASON_REGISTRATION_TIMEOUT = "registration timeout"
 REASON_QUEUE_FULL = "message queue full"
 REASON_REPLAY_OVERRUN = "replay fell behind"
 REASON_REPLAY_FAILED = "replay failed"
+REASON_TOKEN_EXPIRED = "token expired"
+REASON_RATE_LIMITED = "too many register messages"
 
 # -- error codes ---------------------------------------------------------------
 INVALID_JSON = "invalid_json"
@@ -58,6 +64,11 @@ UNKNOWN_MESSAGE_TYPE = "unknown_message_type"
 REGISTRATION_TIMEOUT = "registration_timeout"
 QUEUE_FULL = "queue_full"
 INTERNAL_ERROR = "internal_error"
+# limits and authentication
+RATE_LIMITED = "rate_limited"
+TOO_MANY_FILTER_ENTRIES = "too_many_filter_entries"
+FILTER_NOT_ALLOWED = "filter_not_allowed"
+TOKEN_EXPIRED = "token_expired"
 # resuming (register with resume_after)
 INVALID_RESUME_AFTER = "invalid_resume_after"
 RESUME_AFTER_AHEAD = "resume_after_ahead"

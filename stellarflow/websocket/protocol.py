@@ -1,25 +1,49 @@
 """
 Thin Autobahn server protocol and factory for the WebSocket consumer.
 
-The protocol checks the handshake (path, origin, connection limit), forwards open, message and
-close to its L{ClientHub} and writes what it is told to (L{IClientConnection}); all client
-state lives in the hub.  The factory is built with that hub and applies safe Autobahn
-options: bounded frames and messages, native ping/pong heartbeats, no compression, handshake
-timeouts.  Autobahn's and Twisted's internals used on the write path are in
-L{stellarflow.compat}.
+The protocol guards the upgrade: from the moment TCP connects its socket is counted by the
+factory's L{ConnectionGuard} (per source address, in total) and timed (C{upgradeTimeout},
+HTTP 408); the request's headers are bounded (HTTP 431); then the handshake is checked (path
+404, origin 403, address limits 429, token 401, connection limit 503) before Autobahn answers
+101.  It forwards open, message and close to its L{ClientHub} and writes what it is told to
+(L{IClientConnection}); all client state lives in the hub.  The factory applies safe Autobahn
+options: bounded frames and messages, native ping/pong heartbeats, no compression.
+Autobahn's and Twisted's internals used on the write path are in L{stellarflow.compat}.
 """
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from stellarflow.compat.autobahn import rawFrame, rawFrames, requestHead, sendCloseFrame
 from stellarflow.compat.twisted import writeNow
 from stellarflow.interfaces import IClientConnection
+from stellarflow.logs import RateLimitedLog
+from stellarflow.websocket.auth import OPEN as OPEN_GRANT
+from stellarflow.websocket.auth import AuthError
 from stellarflow.websocket.handshake import keyProblem, keyRefusal
+from stellarflow.websocket.limits import ConnectionGuard, clientAddress
+
+log = Logger()
 
 _OPEN = WebSocketProtocol.STATE_OPEN
+_CONNECTING = WebSocketProtocol.STATE_CONNECTING
+#: Largest HTTP upgrade request (request line and headers) read; larger ones get HTTP 431.
+MAX_REQUEST_SIZE = 16384
+_STATUS_HEADERS = {
+    401: [("WWW-Authenticate", "Bearer")],
+    429: [("Retry-After", "1")],
+    503: [("Retry-After", "5")],
+}
+
+
+def _printable(text, limit=200):
+    """
+    A reason phrase safe for a status line: printable ASCII, one line, bounded.
+    """
+    return "".join(c if " " <= c <= "~" else "?" for c in str(text)[:limit])
 
 
 def normaliseOrigin(origin):
@@ -36,6 +60,51 @@ class BroadcastServerProtocol(WebSocketServerProtocol):
     """
 
     session = None
+    ticket = None
+    grant = OPEN_GRANT
+    _upgradeTimer = None
+    _skipped = False
+    _ownTicket = False
+
+    # -- the upgrade ----------------------------------------------------------------------
+
+    def connectionMade(self):
+        factory = self.factory
+        # counted when TCP accepted it (GuardedFactory, as SaveToWebSocket listens), or now
+        ticket = factory.guard.tickets.get(self.transport.getPeer())
+        if ticket is None:
+            self._ownTicket = True
+            ticket = factory.guard.accept(self.transport.getPeer().host)
+        self.ticket = ticket
+        if ticket.drop:
+            # over the descriptor budget or refusing too many from this address: the cheapest
+            # answer is none (no Autobahn state, no timer)
+            factory.dropped(ticket)
+            self._skipped = True
+            self.transport.abortConnection()
+            return
+        WebSocketServerProtocol.connectionMade(self)
+        if factory.upgradeTimeout:
+            left = ticket.acceptedAt + factory.upgradeTimeout - factory.reactor.seconds()
+            self._upgradeTimer = factory.reactor.callLater(max(0.0, left), self._upgradeTimedOut)
+
+    def dataReceived(self, data):
+        if self._skipped:
+            return
+        if self.state == _CONNECTING and len(self.data) + len(data) > MAX_REQUEST_SIZE:
+            self.factory.counters["request_too_large"] += 1
+            self.failHandshake("Request Header Fields Too Large", 431)
+            return
+        WebSocketServerProtocol.dataReceived(self, data)
+
+    def _upgradeTimedOut(self):
+        self._upgradeTimer = None
+        if self.state != _CONNECTING:
+            return
+        self.factory.counters["upgrade_timeouts"] += 1
+        self.factory.refused("timeout", "WebSocket upgrade not completed within {timeout}s", timeout=self.factory.upgradeTimeout)
+        self.sendHttpErrorResponse(408, "Request Timeout", [("Content-Length", "0"), ("Connection", "close")])
+        self.dropConnection(abort=False)
 
     def processHandshake(self):
         # A Sec-WebSocket-Key of the wrong length (the guide's curl line sends 13 bytes) gets a
@@ -52,17 +121,88 @@ class BroadcastServerProtocol(WebSocketServerProtocol):
 
     def onConnect(self, request):
         factory = self.factory
+        ticket = self.ticket
         if request.path != factory.path:
             raise ConnectionDeny(ConnectionDeny.NOT_FOUND, "Not Found")
         origins = factory.allowedOriginSet
         if origins and request.origin and normaliseOrigin(request.origin) not in origins:
             raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "Forbidden")
+        if ticket.address is None:  # from a trusted proxy: count it under its client
+            peer = self.transport.getPeer().host
+            factory.guard.forwarded(ticket, clientAddress(peer, request.headers.get("x-forwarded-for"), factory.guard.trusted))
+            if ticket.drop:
+                raise ConnectionDeny(429, "too many connections from your address")
+        if ticket.refusal is not None:
+            raise ConnectionDeny(*ticket.refusal)
+        if factory.authenticator is not None:
+            try:
+                self.grant = factory.authenticator.authenticate(request.headers, request.params)
+            except AuthError as e:
+                factory.counters["auth_refused"] += 1
+                raise ConnectionDeny(401, str(e)) from None
         if factory.hub.full:
+            factory.counters["refused_full"] += 1
             raise ConnectionDeny(ConnectionDeny.SERVICE_UNAVAILABLE, "Service Unavailable")
         return None
 
+    def failHandshake(self, reason, code=400, responseHeaders=None):
+        """
+        Answer a refused upgrade with C{code}, a one-line reason and no body, then close.  Logged
+        at most once per status per interval (clients cause these).
+        """
+        reason = _printable(reason)
+        self.wasNotCleanReason = reason
+        self.factory.refused(
+            code, "Refused WebSocket upgrade from {peer}: HTTP {status} {reason}", peer=self.peer, status=code, reason=reason
+        )
+        headers = list(responseHeaders or ()) + _STATUS_HEADERS.get(code, []) + [
+            ("Content-Length", "0"), ("Connection", "close")
+        ]
+        self.sendHttpErrorResponse(code, reason, headers)
+        self.dropConnection(abort=False)
+
+    def dropConnection(self, abort=False):
+        """
+        Autobahn logs every unclean drop (refused upgrade, missed pong, protocol error) at
+        warning level, a line per connection; clients cause these, so they are logged here at
+        most once per interval instead (refused upgrades were already, in L{failHandshake}).
+        """
+        if self.state == WebSocketProtocol.STATE_CLOSED or self.wasClean:
+            return WebSocketServerProtocol.dropConnection(self, abort)
+        if self.state != _CONNECTING:
+            self.factory.clientLog.info(
+                log, "dropped", "Dropped WebSocket client {peer}: {reason}", peer=self.peer, reason=self.wasNotCleanReason
+            )
+        self.wasClean = True
+        try:
+            WebSocketServerProtocol.dropConnection(self, abort)
+        finally:
+            self.wasClean = False
+
     def onOpen(self):
-        self.session = self.factory.hub.connect(self)
+        self._cancelUpgradeTimer()
+        self.factory.guard.opened(self.ticket)
+        self.session = self.factory.hub.connect(self, self.grant)
+
+    def connectionLost(self, reason):
+        self._cancelUpgradeTimer()
+        ticket = self.ticket if self._ownTicket else None
+        if self._skipped:
+            if ticket is not None:
+                self.factory.guard.release(ticket)
+            return
+        try:
+            WebSocketServerProtocol.connectionLost(self, reason)
+        finally:
+            if ticket is not None:
+                self.factory.guard.release(ticket)
+
+    def _cancelUpgradeTimer(self):
+        timer, self._upgradeTimer = self._upgradeTimer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    # -- the open connection ----------------------------------------------------------------
 
     def onMessage(self, payload, isBinary):
         session = self.session
@@ -133,9 +273,16 @@ class BroadcastServerFactory(WebSocketServerFactory):
     @param pongTimeout: seconds a ping may wait for its pong before the connection is dropped.
     @param allowedOrigins: accepted C{Origin} headers (exact, case-insensitive); empty or
         containing C{"*"}: any.  Requests without an Origin header (non-browser) are accepted.
-    @param openTimeout: seconds to complete the opening handshake.
+    @param upgradeTimeout: seconds from TCP connect to a completed upgrade (HTTP 408 beyond;
+        0: no limit).
     @param closeTimeout: seconds to wait for the client's close frame before dropping.
     @param secure: whether it serves C{wss://} (TLS is the listening endpoint's).
+    @param guard: the L{ConnectionGuard} counting sockets per address (default: no address
+        limits, no budget beyond C{hub.maxConnections} plus as many upgrading).
+    @param authenticator: the L{Authenticator} checking tokens, or C{None} (auth off).
+    @param clientLog: the L{RateLimitedLog} refusals are logged through.
+
+    @ivar counters: refusals by cause (for metrics), besides the guard's.
     """
 
     protocol = BroadcastServerProtocol
@@ -150,12 +297,22 @@ class BroadcastServerFactory(WebSocketServerFactory):
         pingInterval=30.0,
         pongTimeout=60.0,
         allowedOrigins=(),
-        openTimeout=5.0,
+        upgradeTimeout=5.0,
         closeTimeout=2.0,
         secure=False,
+        guard=None,
+        authenticator=None,
+        clientLog=None,
     ):
         WebSocketServerFactory.__init__(self, server="stellarflow", reactor=reactor)
         self.hub = hub
+        self.upgradeTimeout = upgradeTimeout
+        if guard is None:
+            guard = ConnectionGuard(reactor, float("inf"), float("inf"), float("inf"), 2 * hub.maxConnections)
+        self.guard = guard
+        self.authenticator = authenticator
+        self.clientLog = clientLog if clientLog is not None else RateLimitedLog(reactor)
+        self.counters = dict.fromkeys(("upgrade_timeouts", "request_too_large", "auth_refused", "refused_full"), 0)
         self.isSecure = secure
         self.path = path
         origins = {normaliseOrigin(o) for o in allowedOrigins}
@@ -170,7 +327,8 @@ class BroadcastServerFactory(WebSocketServerFactory):
             allowedOrigins=["*"],
             allowNullOrigin=True,
             perMessageCompressionAccept=_refuseCompression,
-            openHandshakeTimeout=openTimeout,
+            # the upgrade is timed by the protocol from TCP connect (HTTP 408), on our reactor
+            openHandshakeTimeout=0,
             closeHandshakeTimeout=closeTimeout,
             # send close frames (1009 for oversize messages) instead of dropping the TCP.
             failByDrop=False,
@@ -178,6 +336,24 @@ class BroadcastServerFactory(WebSocketServerFactory):
             # limits are enforced by the hub (HTTP 503 in onConnect).
             maxConnections=0,
         )
+
+
+    def dropped(self, ticket):
+        """
+        Log a socket the L{GuardedFactory} closed at once.
+        """
+        if ticket.refusal is None:
+            self.refused("reserve", "Closing new WebSocket connections: the descriptor budget ({budget}) is spent",
+                         budget=self.guard.budget)
+        else:
+            self.refused("dropped", "Closing new WebSocket connections from {address} at once: 16 refused "
+                         "ones are already waiting", address=ticket.address)
+
+    def refused(self, kind, format, **fields):
+        """
+        Log a refused connection: one line per kind per interval, with a count.
+        """
+        self.clientLog.info(log, ("refused", kind), format, **fields)
 
 
 def _refuseCompression(offers):
