@@ -65,8 +65,10 @@ pipelines:
     processors: []
     consumers:
       - type: SaveToWebSocket
+        # every client is on 127.0.0.1: the per-address limits are raised to fit
         config: {{host: 127.0.0.1, port: {port}, reuse_port: true, max_queue_size: 100000,
-                  max_connections: 100000, ping_interval: 0}}
+                  max_connections: 100000, ping_interval: 0, max_connections_per_ip: 100000,
+                  connection_burst_per_ip: 100000}}
 """
 
 
@@ -358,7 +360,8 @@ def measure(reactor, **params):
             box.stopEdges()
             yield ingest.stop()
         direct = SaveToWebSocket(reactor, host="127.0.0.1", port=0, max_queue_size=100000, max_connections=100000,
-                                 ping_interval=0, history_size=0)
+                                 ping_interval=0, history_size=0, max_connections_per_ip=100000,
+                                 connection_burst_per_ip=100000)
         yield direct.start()
         fleet = ClientFleet(reactor, direct.listeningPort.getHost().port, p["latency_clients"], filters="all",
                             processes=p["client_processes"], client=p["client"], timestamps=True, rcvbuf=1 << 20)

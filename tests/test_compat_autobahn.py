@@ -194,3 +194,27 @@ class RequestHeadTests(CompatTestsMixin, SynchronousTestCase):
         self.assertEqual(seen, [None, b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n"])
         # Autobahn's opening-handshake timer went to the test's clock, not the reactor
         self.assertTrue(self.clock.getDelayedCalls())
+
+
+class DropWithoutWarningTests(CompatTestsMixin, SynchronousTestCase):
+    def test_noWarning(self):
+        """
+        Autobahn logs an unclean drop at warning level unless C{wasClean}; dropWithoutWarning
+        drops without that line and leaves C{wasClean} false for C{onClose}.
+        """
+        from twisted.logger import globalLogPublisher
+
+        server, client = self.connect()
+        seen = []
+        globalLogPublisher.addObserver(seen.append)
+        self.addCleanup(globalLogPublisher.removeObserver, seen.append)
+        server.wasNotCleanReason = "a test"
+        compat.dropWithoutWarning(server, server.dropConnection, True)
+        self.assertEqual(server.state, server.STATE_CLOSED)
+        self.assertFalse(server.wasClean)
+        self.assertEqual([e for e in seen if e.get("log_level") is not None and e["log_level"].name == "warn"], [])
+        # without it, the same drop warns: the flag is what Autobahn looks at
+        other, _ = self.connect()
+        other.wasNotCleanReason = "a test"
+        other.dropConnection(True)
+        self.assertTrue([e for e in seen if e.get("log_level") is not None and e["log_level"].name == "warn"])

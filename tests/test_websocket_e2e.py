@@ -517,6 +517,7 @@ class ConnectionTests(E2EMixin, TestCase):
         self.assertTrue(refused.startswith(b"HTTP/1.1 400 Bad Sec-WebSocket-Key\r\n"), refused)
         self.assertIn(b"which is 13 bytes", refused)
         self.assertIn(b"http://localhost:%d/ws" % self.port, refused)
+        self.assertEqual(self.consumer.stats()["bad_key_total"], 1)
         accepted = yield threads.deferToThread(request, "dGhlIHNhbXBsZSBub25jZQ==")
         self.assertTrue(accepted.startswith(b"HTTP/1.1 101 "), accepted)
         self.assertIn(b'"type":"welcome"', accepted)

@@ -10,6 +10,8 @@ The Autobahn (and txaio) internals stellarflow relies on, fenced in one module.
   - sending a close frame with any code (C{sendCloseFrame}: the public C{sendClose} refuses
     1001 and other RFC codes);
   - the request head received during the opening handshake (C{data}, L{requestHead});
+  - dropping a connection without Autobahn's warning line for an unclean drop (its
+    C{wasClean} flag, set for the call only: L{dropWithoutWarning});
   - the count of pings sent (C{autoPingPendingSeq}) and the bucket timers txaio leaves in the
     reactor (C{_BatchedTimer}), for tests.
 
@@ -21,7 +23,7 @@ from autobahn.websocket.protocol import PreparedMessage
 
 __all__ = [
     "prepareTextFrame", "frameBytes", "rawFrame", "rawFrames", "compressionNegotiated", "sendCloseFrame",
-    "pingsSent", "cancelBatchedTimers", "requestHead",
+    "pingsSent", "cancelBatchedTimers", "requestHead", "dropWithoutWarning",
 ]
 
 #: Longest close reason, in bytes (a close frame's payload is at most 125 bytes).
@@ -110,3 +112,16 @@ def requestHead(protocol):
     data = protocol.data
     end = data.find(b"\r\n\r\n")
     return None if end < 0 else data[: end + 4]
+
+
+def dropWithoutWarning(protocol, drop, abort):
+    """
+    Call C{drop(abort)} (Autobahn's C{dropConnection} for C{protocol}) without the warning line
+    it logs for every unclean drop: it logs at debug level when C{wasClean} is set, which is set
+    for the call only, so C{onClose} still learns that the close was not clean.
+    """
+    protocol.wasClean = True
+    try:
+        drop(abort)
+    finally:
+        protocol.wasClean = False

@@ -187,6 +187,7 @@ class SaveToWebSocket:
             "dropped_connections_total": guard["dropped"],
             "upgrade_timeouts_total": refused["upgrade_timeouts"],
             "requests_too_large_total": refused["request_too_large"],
+            "bad_key_total": refused["bad_key"],
             "refused_full_total": refused["refused_full"],
             "auth_refused_total": refused["auth_refused"],
             "tokens_expired_total": counts["tokens_expired"],

@@ -11,13 +11,15 @@ options: bounded frames and messages, native ping/pong heartbeats, no compressio
 Autobahn's and Twisted's internals used on the write path are in L{stellarflow.compat}.
 """
 
+import functools
+
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from stellarflow.compat.autobahn import rawFrame, rawFrames, requestHead, sendCloseFrame
+from stellarflow.compat.autobahn import dropWithoutWarning, rawFrame, rawFrames, requestHead, sendCloseFrame
 from stellarflow.compat.twisted import writeNow
 from stellarflow.interfaces import IClientConnection
 from stellarflow.logs import RateLimitedLog
@@ -114,6 +116,11 @@ class BroadcastServerProtocol(WebSocketServerProtocol):
             problem = keyProblem(head)
             if problem is not None:
                 self.wasNotCleanReason = "bad Sec-WebSocket-Key"
+                self.factory.counters["bad_key"] += 1
+                self.factory.refused(
+                    400, "Refused WebSocket upgrade from {peer}: HTTP {status} {reason}",
+                    peer=self.peer, status=400, reason="Bad Sec-WebSocket-Key",
+                )
                 self.sendData(keyRefusal(head, self.factory.path, problem))
                 self.dropConnection(abort=False)
                 return
@@ -173,11 +180,7 @@ class BroadcastServerProtocol(WebSocketServerProtocol):
             self.factory.clientLog.info(
                 log, "dropped", "Dropped WebSocket client {peer}: {reason}", peer=self.peer, reason=self.wasNotCleanReason
             )
-        self.wasClean = True
-        try:
-            WebSocketServerProtocol.dropConnection(self, abort)
-        finally:
-            self.wasClean = False
+        dropWithoutWarning(self, functools.partial(WebSocketServerProtocol.dropConnection, self), abort)
 
     def onOpen(self):
         self._cancelUpgradeTimer()
@@ -312,7 +315,9 @@ class BroadcastServerFactory(WebSocketServerFactory):
         self.guard = guard
         self.authenticator = authenticator
         self.clientLog = clientLog if clientLog is not None else RateLimitedLog(reactor)
-        self.counters = dict.fromkeys(("upgrade_timeouts", "request_too_large", "auth_refused", "refused_full"), 0)
+        self.counters = dict.fromkeys(
+            ("upgrade_timeouts", "request_too_large", "auth_refused", "refused_full", "bad_key"), 0
+        )
         self.isSecure = secure
         self.path = path
         origins = {normaliseOrigin(o) for o in allowedOrigins}
