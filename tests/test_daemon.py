@@ -214,6 +214,15 @@ def twistdEnv():
     return env
 
 
+def _defaultSignals():
+    """
+    In the child, before exec: SIGINT handled by default, as from a terminal.  A test run started
+    in the background (``.ci/run &``) has SIGINT ignored, the child would inherit that, and
+    Twisted (like CPython) leaves an ignored SIGINT ignored.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def twistd(*args, cwd, before=()):
     exe = os.path.join(os.path.dirname(sys.executable), "twistd")
     return subprocess.Popen(
@@ -222,6 +231,7 @@ def twistd(*args, cwd, before=()):
         env=twistdEnv(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        preexec_fn=_defaultSignals,
     )
 
 
@@ -235,6 +245,7 @@ def runner(*args, cwd, before=()):
         env=twistdEnv(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        preexec_fn=_defaultSignals,
     )
 
 
