@@ -597,6 +597,42 @@ class LoadTests(E2EMixin, TestCase):
             sum(len([e for e in events if p(e)]) for p in expectations),
         )
 
+    def stalledClient(self):
+        """
+        A raw TCP client with a 4 KiB receive buffer that completes the handshake, registers
+        with empty filters and then reads nothing.
+        """
+        stalled = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(stalled.close)
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", self.port))
+        request = (
+            "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).format(self.port).encode()
+        stalled.sendall(request + frame(b'{"type": "register", "filters": {}}'))
+        return stalled
+
+    @defer.inlineCallbacks
+    def feedUntilQueueFull(self):
+        """
+        Feed batches of ten 16 KB events until a client is closed for a full queue (at most
+        2000 events); the ids sent.
+        """
+        hub = self.consumer.hub
+        big = "x" * 16000
+        sent = []
+        while hub.counters.closedQueueFull == 0 and len(sent) < 2000:
+            batch = []
+            for _ in range(10):
+                e = ev.plainEvent(len(sent) + len(batch) + 1)
+                e["data"] = big
+                batch.append(e)
+            sent.extend(e["id"] for e in batch)
+            self.consume(batch)
+            yield task.deferLater(reactor, 0.005, lambda: None)
+        return sent
+
     @defer.inlineCallbacks
     def test_stalledClient(self):
         """
@@ -607,33 +643,14 @@ class LoadTests(E2EMixin, TestCase):
         self.consumer.hub.queueFullDrain = 1.0
         fast = yield self.connect()
         yield self.register(fast)
-        stalled = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.addCleanup(stalled.close)
-        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stalled.connect(("127.0.0.1", self.port))
-        request = (
-            "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).format(self.port).encode()
-        stalled.sendall(request + frame(b'{"type": "register", "filters": {}}'))
+        self.stalledClient()
         hub = self.consumer.hub
         yield until(lambda: hub.registered == 2)
-        big = "x" * 16000
-        sent = []
-        n = 0
-        while hub.counters.closedQueueFull == 0 and n < 2000:
-            batch = []
-            for _ in range(10):
-                n += 1
-                e = ev.plainEvent(n)
-                e["data"] = big
-                batch.append(e)
-            sent.extend(e["id"] for e in batch)
-            self.consume(batch)
-            yield task.deferLater(reactor, 0.005, lambda: None)
+        sent = yield self.feedUntilQueueFull()
         self.assertEqual(hub.counters.closedQueueFull, 1)
         self.assertEqual(hub.registered, 1)
         # the fast client got everything, in order, and keeps receiving
+        n = len(sent)
         self.consume([ev.plainEvent(n + 1)])
         sent.append(ev.eventId(n + 1))
         yield fast.barrier()
@@ -649,28 +666,10 @@ class LoadTests(E2EMixin, TestCase):
         close frame: its backlog was dropped and its connection kept open for it to drain.
         """
         yield self.startServer(max_queue_size=20, close_timeout=0.5)
-        stalled = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.addCleanup(stalled.close)
-        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stalled.connect(("127.0.0.1", self.port))
-        request = (
-            "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).format(self.port).encode()
-        stalled.sendall(request + frame(b'{"type": "register", "filters": {}}'))
+        stalled = self.stalledClient()
         hub = self.consumer.hub
         yield until(lambda: hub.registered == 1)
-        big = "x" * 16000
-        n = 0
-        while hub.counters.closedQueueFull == 0 and n < 2000:
-            batch = []
-            for _ in range(10):
-                n += 1
-                e = ev.plainEvent(n)
-                e["data"] = big
-                batch.append(e)
-            self.consume(batch)
-            yield task.deferLater(reactor, 0.005, lambda: None)
+        yield self.feedUntilQueueFull()
         self.assertEqual(hub.counters.closedQueueFull, 1)
         # three close timeouts pass before the client reads anything
         yield task.deferLater(reactor, 1.5, lambda: None)
