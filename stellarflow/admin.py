@@ -252,6 +252,9 @@ class AdminService(Service):
         endpoint = endpointType(self.reactor, self.port, interface=self.host)
         site = Site(adminResource(self.daemon, self.maxLag, self.maxConsumerLag, self.warnings))
         site.noisy = False
+        # no access log: load balancers and monitors ask /healthz every few seconds, and a line
+        # each would bury what the daemon has to say over months
+        site.log = _noAccessLog
         d = endpoint.listen(site)
 
         def listening(port):
@@ -273,3 +276,9 @@ class AdminService(Service):
         self.logPublisher.removeObserver(self.warnings)
         if self.listening is not None:
             return maybeDeferred(self.listening.stopListening)
+
+
+def _noAccessLog(request):
+    """
+    The admin site's access log: none (see L{AdminService.startService}).
+    """

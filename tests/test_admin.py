@@ -168,6 +168,32 @@ class ScrapeTests(TestCase):
         self.assertEqual(body["pipelines"]["one"]["reasons"], ["source is not polling"])
 
 
+class QuietTests(TestCase):
+    timeout = 20
+
+    @inlineCallbacks
+    def test_noAccessLog(self):
+        """
+        Monitors ask /healthz every few seconds: no log line per request.
+        """
+        from twisted.logger import formatEvent, globalLogPublisher
+
+        config = parse(CONFIG.format(state=self.mktemp()), "f", {})
+        daemon = Daemon(config, reactor)
+        daemon.startService()
+        self.addCleanup(daemon.stopService)
+        admin = [s for s in daemon if s not in daemon.pipelines][0]
+        seen = []
+        globalLogPublisher.addObserver(seen.append)
+        self.addCleanup(globalLogPublisher.removeObserver, seen.append)
+        treq = httpClient(self)
+        for _ in range(3):
+            response = yield treq.get("http://127.0.0.1:{}/healthz".format(admin.listening.getHost().port))
+            yield response.text()
+        lines = [formatEvent(e) for e in seen if "/healthz" in formatEvent(e)]
+        self.assertEqual(lines, [])
+
+
 class DocumentedMetricsTests(TestCase):
     """
     Every metric docs/operations.md lists is served, scraped over HTTP from a daemon with the

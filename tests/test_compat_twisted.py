@@ -6,13 +6,13 @@ transport over a scripted socket.
 
 import errno
 
-from twisted.internet import abstract, tcp
+from twisted.internet import abstract, defer, task, tcp
 from twisted.internet.error import ConnectionLost
 from twisted.internet.protocol import Protocol
 from twisted.internet.testing import StringTransport
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from stellarflow.compat.twisted import writeNow
+from stellarflow.compat.twisted import quietPool, writeNow
 from tests.wshelpers import ScriptedSocket, tcpTransport
 
 
@@ -141,3 +141,50 @@ class WriteNowTests(SynchronousTestCase):
         transport = StringTransport()
         writeNow(transport, b"hello")
         self.assertEqual(transport.value(), b"hello")
+
+
+class QuietPoolTests(TestCase):
+    timeout = 20
+
+    @defer.inlineCallbacks
+    def test_noFactoryLines(self):
+        """
+        A request through a quiet pool to a local server logs no "Starting factory" / "Stopping
+        factory" lines; through a plain pool it does (what the quiet one changes).
+        """
+        from treq.client import HTTPClient
+        from twisted.internet import reactor
+        from twisted.logger import globalLogPublisher
+        from twisted.web.client import Agent, HTTPConnectionPool
+        from twisted.web.resource import Resource
+        from twisted.web.server import Site
+        from twisted.web.static import Data
+
+        root = Resource()
+        root.putChild(b"x", Data(b"ok", "text/plain"))
+        site = Site(root)
+        site.noisy = False
+        port = reactor.listenTCP(0, site, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        seen = []
+        globalLogPublisher.addObserver(seen.append)
+        self.addCleanup(globalLogPublisher.removeObserver, seen.append)
+
+        def factoryLines():
+            return [e for e in seen if "factory" in str(e.get("log_format", "")).lower()
+                    and "HTTP11ClientFactory" in repr(e)]
+
+        for quiet in (True, False):
+            del seen[:]
+            pool = HTTPConnectionPool(reactor, persistent=False)
+            if quiet:
+                self.assertIs(quietPool(pool), pool)
+            client = HTTPClient(Agent(reactor, pool=pool))
+            response = yield client.get("http://127.0.0.1:{}/x".format(port.getHost().port))
+            self.assertEqual((yield response.content()), b"ok")
+            yield pool.closeCachedConnections()
+            yield task.deferLater(reactor, 0.05, lambda: None)
+            if quiet:
+                self.assertEqual(factoryLines(), [])
+            else:
+                self.assertTrue(factoryLines())

@@ -7,11 +7,32 @@ pages), which needs C{twisted.internet.abstract.FileDescriptor}'s own buffer sta
 (C{_tempDataLen}, C{dataBuffer}, C{offset}), its C{socket}, and C{tcp.Connection}'s C{TLS}
 flag.  Any other transport (TLS, in-memory test transports) takes the plain C{write}.
 
+L{quietPool} makes an C{HTTPConnectionPool} build its connections' factories with C{noisy}
+off (C{HTTPConnectionPool._factory}, a C{_HTTP11ClientFactory}): otherwise every new connection
+to the RPC (after each idle close, so once per poll when polls are further apart than the idle
+timeout) logs "Starting factory" and "Stopping factory" at info level.
+
 C{tests/test_compat_twisted.py} fails when an installed Twisted no longer has them or they no
 longer mean what this module assumes.
 """
 
-__all__ = ["writeNow"]
+from twisted.web.client import _HTTP11ClientFactory
+
+__all__ = ["writeNow", "quietPool"]
+
+
+class _QuietHTTP11ClientFactory(_HTTP11ClientFactory):
+    noisy = False
+
+
+def quietPool(pool):
+    """
+    Stop C{pool} (an C{HTTPConnectionPool}) logging two info lines per new connection.
+
+    @return: C{pool}.
+    """
+    pool._factory = _QuietHTTP11ClientFactory
+    return pool
 
 
 def writeNow(transport, data):

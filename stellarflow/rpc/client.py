@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone
 from twisted.web.http import PotentialDataLoss
 
+from stellarflow.compat.twisted import quietPool
 from stellarflow.rpc.errors import (
     BadResponse,
     HTTPError,
@@ -46,7 +47,7 @@ def makeHTTPClient(reactor, maxPersistentPerHost=2, connectTimeout=30.0, idleTim
 
     @return: C{(client, pool)}; close the pool with C{pool.closeCachedConnections()}.
     """
-    pool = HTTPConnectionPool(reactor, persistent=True)
+    pool = quietPool(HTTPConnectionPool(reactor, persistent=True))
     pool.maxPersistentPerHost = maxPersistentPerHost
     pool.cachedConnectionTimeout = idleTimeout
     agent = Agent(reactor, connectTimeout=connectTimeout, pool=pool)
