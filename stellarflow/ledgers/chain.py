@@ -10,6 +10,8 @@ means with their C{on_gap} policy (L{stellarflow.rpc.policy.FailurePolicy.chainB
 
 import attr
 
+from stellarflow.rpc.policy import Stop
+
 
 @attr.s(frozen=True, slots=True)
 class ChainBreak:
@@ -42,3 +44,26 @@ def link(lastSequence, lastHash, item):
                           "delivered (hash {})".format(item.sequence, lastSequence, item.previousHash, lastSequence,
                                                        lastHash))
     return None
+
+
+def follow(items, lastSequence, lastHash, policy, gaps):
+    """
+    The C{items} (in ledger order) that follow the ledger C{lastSequence} with hash C{lastHash},
+    skipping those already delivered; each break is put to C{policy.chainBreak} and recorded in
+    C{gaps} (C{(first, last)}), and one it answers with a L{Stop} ends the page there.
+
+    @return: C{(accepted items, the Stop or None)}.
+    """
+    accepted = []
+    for item in items:
+        found = link(lastSequence, lastHash, item)
+        if found == "old":
+            continue
+        if found is not None:
+            outcome = policy.chainBreak(found.first, found.last, found.detail)
+            gaps.append((found.first, found.last))
+            if isinstance(outcome, Stop):
+                return accepted, outcome
+        accepted.append(item)
+        lastSequence, lastHash = item.last, item.hash
+    return accepted, None

@@ -28,12 +28,12 @@ from stellarflow.batch import Batch
 from stellarflow.checkpoint import Checkpoint
 from stellarflow.events.network import networkPassphrase, passphraseProblem
 from stellarflow.interfaces import IComponentFactory, ISource, IStatsProvider
-from stellarflow.ledgers.chain import ChainBreak, link
+from stellarflow.ledgers.chain import follow
 from stellarflow.ledgers.lake import LakeError, Manifest, ObjectError, objectItem, objectPaths, openLake
 from stellarflow.ledgers.pool import LedgerDecodeError
 from stellarflow.rpc.client import endpointOf
 from stellarflow.rpc.config import CONFIG_SCHEMA as RPC_SCHEMA
-from stellarflow.rpc.policy import DeliveryFailed, FailurePolicy, Stop
+from stellarflow.rpc.policy import DeliveryFailed, FailurePolicy
 from stellarflow.schema import INVALID, Field, Integer, Kind, Number, Schema, String, join, redact
 
 MAX_LEDGER = positions.MAX_LEDGER
@@ -356,21 +356,8 @@ class DataLakeSourceAdapter:
         return None
 
     def _accept(self, items):
-        accepted = []
         lastSequence = self.last if self.last is not None else self.start_ledger - 1
-        lastHash = self.lastHash
-        for item in items:
-            found = link(lastSequence, lastHash, item)
-            if found == "old":
-                continue
-            if isinstance(found, ChainBreak):
-                outcome = self.policy.chainBreak(found.first, found.last, found.detail)
-                self.gaps.append((found.first, found.last))
-                if isinstance(outcome, Stop):
-                    return accepted, outcome
-            accepted.append(item)
-            lastSequence, lastHash = item.last, item.hash
-        return accepted, None
+        return follow(items, lastSequence, self.lastHash, self.policy, self.gaps)
 
     @inlineCallbacks
     def _rpcOldest(self):

@@ -31,7 +31,7 @@ from stellarflow.batch import Batch
 from stellarflow.checkpoint import Checkpoint
 from stellarflow.events.network import networkPassphrase
 from stellarflow.interfaces import ISource, IStatsProvider
-from stellarflow.ledgers.chain import ChainBreak, link
+from stellarflow.ledgers.chain import follow
 from stellarflow.ledgers.pool import LedgerDecodeError
 from stellarflow.rpc.config import DEFAULT_LEDGER_LIMIT
 from stellarflow.rpc.errors import (
@@ -465,24 +465,13 @@ class GetLedgersSource(SourceStatus):
         """
         The ledgers of a page that follow the chain, and a L{Stop} when a break stops it.
         """
-        accepted = []
-        lastSequence, lastHash = self.last, self.lastHash
+        lastSequence = self.last
         if lastSequence is None and self._startLedger is not None:
             lastSequence = self._startLedger - 1
-        for item in sorted(ledgers, key=lambda i: i.sequence):
-            if self.end_ledger is not None and item.sequence > self.end_ledger:
-                break
-            found = link(lastSequence, lastHash, item)
-            if found == "old":
-                continue
-            if isinstance(found, ChainBreak):
-                outcome = self.policy.chainBreak(found.first, found.last, found.detail)
-                self.gaps.append((found.first, found.last))
-                if isinstance(outcome, Stop):
-                    return accepted, outcome
-            accepted.append(item)
-            lastSequence, lastHash = item.last, item.hash
-        return accepted, None
+        items = sorted(ledgers, key=lambda i: i.sequence)
+        if self.end_ledger is not None:
+            items = [item for item in items if item.sequence <= self.end_ledger]
+        return follow(items, lastSequence, self.lastHash, self.policy, self.gaps)
 
     def _recovered(self):
         if self.backoff.failures:
