@@ -30,11 +30,16 @@ class Checkpoint:
     @ivar hash: the hash of the last ledger before the cursor (lowercase hex), from sources
         that follow the chain ledger by ledger (getLedgers, the data lake), or C{None}: on a
         restart the next ledger's previous-ledger hash must equal it.
+    @ivar owed: C{((consumer name, position), ...)}: durable consumers that have no position of
+        their own yet (a database that never answered, or never stored a batch) and the
+        position each must start after, kept in the live flow's checkpoint until they have
+        one, so that a restart meanwhile does not move their start to the new run's.
     """
 
     cursor = attr.ib()
     network = attr.ib(default=None)
     hash = attr.ib(default=None)
+    owed = attr.ib(default=(), converter=lambda value: tuple(sorted(dict(value or ()).items())))
 
     @property
     def ledger(self):
@@ -56,7 +61,8 @@ class Checkpoint:
 class FileCheckpointStore:
     """
     Keeps C{<directory>/<pipeline>.checkpoint.json}: C{{"pipeline", "cursor", "ledger",
-    "network"}}, and C{"hash"} when the checkpoint has one.
+    "network"}}, and C{"hash"} and C{"owed"} (an object: consumer name to position) when the
+    checkpoint has them.
 
     Writes go to a temporary file that is fsync'ed and renamed over the old one, so a crash
     leaves either the old or the new checkpoint, never a torn file.
@@ -83,7 +89,10 @@ class FileCheckpointStore:
             return None
         if data.get("cursor") is None:
             return None
-        return Checkpoint(cursor=data["cursor"], network=data.get("network"), hash=data.get("hash"))
+        owed = data.get("owed")
+        if not isinstance(owed, dict) or not all(isinstance(v, str) for v in owed.values()):
+            owed = ()
+        return Checkpoint(cursor=data["cursor"], network=data.get("network"), hash=data.get("hash"), owed=owed)
 
     def save(self, pipeline, checkpoint):
         return maybeDeferred(self._save, pipeline, Checkpoint.of(checkpoint))
@@ -100,6 +109,8 @@ class FileCheckpointStore:
         }
         if checkpoint.hash is not None:
             record["hash"] = checkpoint.hash
+        if checkpoint.owed:
+            record["owed"] = dict(checkpoint.owed)
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(record, f)
             f.flush()

@@ -102,6 +102,8 @@ class DurableMember:
     A durable consumer's place in the pipeline (see the module docstring).
 
     @ivar position: the newest cursor the consumer acknowledged (or loaded), or C{None}.
+    @ivar joinedAt: where it joined the live flow when it had no position of its own (the live
+        flow's start): what it needs is after there until it acknowledges something.
     """
 
     durable = True
@@ -114,6 +116,7 @@ class DurableMember:
         self.consumer = consumer
         self.state = WAITING
         self.position = None
+        self.joinedAt = None
         self.skipThrough = None
         self.lane = ConsumerLane(consumer, name, pipeline.clock, self._liveAcked)
         self.catchUp = None
@@ -161,11 +164,37 @@ class DurableMember:
             consumer=self.name,
             pipeline=self.pipeline.name,
             count=len(self.lane),
-            position=self.position,
+            position=self.resumePosition,
         )
         self.lane.reset()
         self.pipeline.release(self)
-        self._catchUpFrom(self.position)
+        self._catchUpFrom(self.resumePosition)
+
+    @property
+    def resumePosition(self):
+        """
+        Where a catch-up reader starts: after the newest acknowledged cursor, or, before the
+        first acknowledgement, where the consumer joined.  Never C{None} once it joined: a
+        reader without a position starts where its source is configured to (the RPC's latest
+        ledger, say), and what lay between would never be stored.
+        """
+        return self.position if self.position is not None else self.joinedAt
+
+    @property
+    def owedFrom(self):
+        """
+        While the consumer has no position of its own, where it must start (kept in the live
+        flow's checkpoint, L{Checkpoint.owed}): where it joined, else where an earlier run said
+        it must start, else where the live flow started this run.  C{None} once it has one.
+        """
+        if self.position is not None:
+            return None
+        if self.joinedAt is not None:
+            return self.joinedAt
+        owed = self.pipeline.owed.get(self.name)
+        if owed is not None:
+            return owed
+        return self.pipeline.origin if self.pipeline.originKnown else None
 
     # -- rejoining ---------------------------------------------------------------------
 
@@ -198,15 +227,18 @@ class DurableMember:
         """
         Rejoin the live flow from L{position}: from the live flow's recent batches when they
         continue it, else through a catch-up reader.  A consumer without a position starts
-        where the live flow started this run (or, when that is not known, where the source is
-        configured to start).
+        where an earlier run's checkpoint says it must (L{owedFrom}: it never got that run's
+        events), else where the live flow started this run.
         """
         if self._stopped:
             return
-        if self.position is None and not self.pipeline.originKnown:
+        owed = self.pipeline.owed.get(self.name)
+        if self.position is None and owed is None and not self.pipeline.originKnown:
             self.pipeline.whenOriginKnown(self._rejoin)
             return
-        start = self.position if self.position is not None else self.pipeline.origin
+        start = self.position
+        if start is None:
+            start = self.joinedAt = owed if owed is not None else self.pipeline.origin
         recent = self.pipeline.batchesAfter(start)
         if recent is None:
             self._catchUpFrom(start)
@@ -289,7 +321,7 @@ class DurableMember:
         )
         self.catchUp = None
         catchUp.stop()
-        self._retry = self.pipeline.clock.callLater(RETRY_CATCH_UP, self._catchUpFrom, self.position)
+        self._retry = self.pipeline.clock.callLater(RETRY_CATCH_UP, self._catchUpFrom, self.resumePosition)
 
     def catchUpAcked(self, catchUp, batch):
         self._advanced(batch.cursor)

@@ -100,6 +100,8 @@ class Pipeline(Service):
     @ivar lastCursor: the newest cursor the live flow delivered (or started from).
     @ivar origin: where the live flow started this run: its checkpoint, or the position just
         before its first batch; C{None} until known.
+    @ivar owed: from the checkpoint: durable consumers without a position of their own, by
+        name, and where each must start (see L{Checkpoint.owed}).
     """
 
     log = Logger()
@@ -142,6 +144,7 @@ class Pipeline(Service):
         self.lastCursor = None
         self.origin = None
         self.originKnown = False
+        self.owed = {}
         self._originWaiters = []
         self.checkpointErrors = 0
         self.checkpointFailure = None
@@ -173,6 +176,7 @@ class Pipeline(Service):
         if checkpoint is not None:
             self.committed = self.lastCursor = self.origin = self._recentStart = checkpoint.cursor
             self.originKnown = True
+            self.owed = dict(checkpoint.owed)
         self.log.info(
             "Pipeline {pipeline} starting from {where}",
             pipeline=self.name,
@@ -408,7 +412,8 @@ class Pipeline(Service):
             if done.cursor is not None:
                 cursor, chainHash = done.cursor, done.hash
         if cursor is not None:
-            self._commit(Checkpoint(cursor, network=self.source.network, hash=chainHash))
+            owed = {m.name: m.owedFrom for m in self.members if m.durable and m.owedFrom is not None}
+            self._commit(Checkpoint(cursor, network=self.source.network, hash=chainHash, owed=owed))
         if self._readyWaiter is not None and not self._full():
             waiter, self._readyWaiter = self._readyWaiter, None
             waiter.callback(None)

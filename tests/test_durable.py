@@ -149,6 +149,62 @@ class DurableTests(SynchronousTestCase):
         self.assertEqual((w.member.state, w.member.detaches), (durable.CATCHING_UP, 1))
         self.assertEqual(len(w.member.lane), 0)
 
+    def test_detachedBeforeItsFirstAck(self):
+        """
+        A consumer without a position of its own joins where the live flow started; detached
+        before it acknowledged anything, it catches up from there, not from where a reader
+        without a position starts (the RPC's latest ledger for getEvents), which lost the
+        batches in between for good.
+        """
+        w = World(maxInFlight=3)
+        makeReader = w.newSource
+
+        def fromTheTip(label):
+            reader = makeReader(label)
+            start = reader.start
+
+            def startAtTip(deliver, checkpoint):
+                if checkpoint is None:
+                    reader._next = w.source._next  # no position: where the live flow is now
+                return start(deliver, checkpoint)
+
+            reader.start = startAtTip
+            return reader
+
+        w.pipeline.newSource = fromTheTip
+        w.pipeline.startService()  # the consumer answers at once: no position of its own
+        w.db.fail()  # ... and acknowledges nothing from its first batch on
+        w.run(4)
+        self.assertEqual((w.member.state, w.member.detaches), (durable.CATCHING_UP, 1))
+        self.assertIsNone(w.member.position)
+        self.assertEqual(w.member.catchUp.source.checkpoint, Checkpoint(itemId(0)))
+        w.db.recover()
+        w.run(40)
+        self.assertEqual(w.member.state, durable.ATTACHED)
+        self.assertEqual(sorted(w.db.order), ids(1, 200))
+        self.assertEqual(w.db.position, itemId(200))
+
+    def test_noPositionAcrossRestart(self):
+        """
+        A new database that never answered during a run still gets that run's events after a
+        restart: the live flow's checkpoint carries where it must start (owed), and the next
+        run catches it up from there, not from where the next run starts.  Once it has a
+        position of its own the checkpoint no longer carries one.
+        """
+        w = World()
+        w.db.fail()
+        w.pipeline.startService()
+        w.run(10)  # live 1..50; the database never answered
+        w.pipeline.stopService()
+        last = w.store.checkpoints[-1]
+        self.assertEqual((last.cursor, last.owed), (itemId(50), (("db", itemId(0)),)))
+        again = World(live=last)
+        again.pipeline.startService()
+        again.run(40)
+        self.assertEqual(again.member.state, durable.ATTACHED)
+        self.assertEqual(again.db.order, ids(1, 200))
+        self.assertEqual(again.store.checkpoints[-1].owed, ())
+
     def test_catchUpBoundedWhileDown(self):
         """
         While the database stays down the catch-up reader holds at most C{max_in_flight}

@@ -39,6 +39,7 @@ class Exploding:
 class RecordingStore:
     def __init__(self, initial=None):
         self.saved = []
+        self.checkpoints = []
         self.initial = initial
         self.pending = None
 
@@ -47,6 +48,7 @@ class RecordingStore:
 
     def save(self, pipeline, checkpoint):
         self.saved.append(Checkpoint.of(checkpoint).cursor)
+        self.checkpoints.append(Checkpoint.of(checkpoint))
         if self.pending is not None:
             return self.pending
         return succeed(None)
@@ -320,6 +322,24 @@ class RestartTests(SynchronousTestCase):
                     "network": "Public Global Stellar Network ; September 2015",
                 },
             )
+
+    def test_fileRecordsOwedStarts(self):
+        """
+        Durable consumers' owed starts go to the file and come back; a malformed entry loads as
+        none (the consumer then starts where the live flow starts).
+        """
+        store = FileCheckpointStore(self.mktemp())
+        checkpoint = Checkpoint("c9", owed={"SaveToPostgreSQL[1]": "c2", "SaveToRedis[2]": "c5"})
+        self.successResultOf(store.save("p", checkpoint))
+        with open(store.path("p")) as f:
+            self.assertEqual(json.load(f)["owed"], {"SaveToPostgreSQL[1]": "c2", "SaveToRedis[2]": "c5"})
+        self.assertEqual(self.successResultOf(store.load("p")), checkpoint)
+        self.successResultOf(store.save("p", Checkpoint("c10")))
+        with open(store.path("p")) as f:
+            self.assertNotIn("owed", json.load(f))
+        with open(store.path("p"), "w") as f:
+            json.dump({"pipeline": "p", "cursor": "c7", "owed": {"x": 3}}, f)
+        self.assertEqual(self.successResultOf(store.load("p")), Checkpoint("c7"))
 
     def test_oldFileWithoutNetwork(self):
         """
