@@ -24,6 +24,7 @@ from stellarflow.postgres.testing import (
     FlakyProxy,
     TemporarySchema,
     closedPort,
+    connect,
     sleep,
     testDSN,
     waitUntil,
@@ -381,7 +382,7 @@ class OutageTests(ConsumerTestCase):
     def test_idleConnectionTerminated(self):
         consumer = yield self.started()
         yield consumer.consume(batch([1]))
-        self.assertEqual(self.db.terminate(), 1)
+        self.assertEqual(self.db.terminate(), 2)  # both writer connections
         yield waitUntil(reactor, lambda: not consumer.ready, what="the loss to be noticed")
         yield waitUntil(reactor, lambda: consumer.ready, what="the reconnection")
         yield consumer.consume(batch([2]))
@@ -428,7 +429,7 @@ class OutageTests(ConsumerTestCase):
         proxy = self.proxy()
         consumer = yield self.started(dsn=proxy.dsn(), batch_size=10)
         yield consumer.consume(batch(range(10)))
-        self.assertEqual(proxy.cut(), 1)
+        self.assertEqual(proxy.cut(), 2)  # both writer connections
         yield proxy.refuse()
         held = [consumer.consume(batch(range(10 * i, 10 * i + 10))) for i in range(1, 5)]
         yield sleep(reactor, 0.3)
@@ -559,3 +560,148 @@ class RecordedEventsTests(ConsumerTestCase):
                 self.assertEqual(amount, m["amount"])  # exact, digit for digit
                 self.assertEqual(raw, Decimal(m["amount_raw"]))
         self.assertGreater(tokens, 8)
+
+
+class PipelinedWriterTests(ConsumerTestCase):
+    """
+    With two writer connections (the default) the next flush is written while the one before
+    commits, and never commits before it.  The first flush is stalled by another session
+    holding the checkpoint row, which its upsert waits for.
+    """
+
+    @inlineCallbacks
+    def stalled(self):
+        """
+        A consumer with a checkpoint row, that row locked by another session, and a flush of
+        10..19 waiting for the lock; returns C{(consumer, its Deferred, the holder)}.
+        """
+        consumer = yield self.started(batch_size=10)
+        yield consumer.consume(batch(range(10)))
+        holder = connect()
+        holder.autocommit = False  # the lock lasts until holder.rollback()
+        self.addCleanup(holder.close)
+        with holder.cursor() as cur:
+            cur.execute(
+                'SELECT cursor FROM "{}".stellar_events_checkpoints WHERE pipeline = %s FOR UPDATE'.format(self.db.name),
+                ("test",),
+            )
+        first = consumer.consume(batch(range(10, 20)))
+        yield waitUntil(reactor, lambda: self.backends("Lock") == 1, what="the first flush to wait for the lock")
+        return consumer, first, holder
+
+    def backends(self, state):
+        """
+        How many of the consumer's connections wait for a lock (C{"Lock"}) or are idle in a
+        transaction (C{"idle in transaction"}).
+        """
+        column = "wait_event_type" if state == "Lock" else "state"
+        return self.db.query(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND {} = %s".format(column),
+            (self.db.applicationName, state),
+        )[0][0]
+
+    def acknowledged(self, *deferreds):
+        order = []
+        for n, d in enumerate(deferreds, 1):
+            d.addCallback(lambda _, n=n: order.append(n))
+        return order
+
+    @inlineCallbacks
+    def test_writtenMeanwhileCommittedAfter(self):
+        """
+        The second flush's rows are written while the first waits, and stay uncommitted and
+        unacknowledged until the first commits; then both commit, in order.
+        """
+        consumer, first, holder = yield self.stalled()
+        second = consumer.consume(batch(range(20, 30)))
+        yield waitUntil(reactor, lambda: self.backends("idle in transaction") == 1, what="the second flush to wait")
+        self.assertEqual(consumer.pipelined, 1)
+        yield sleep(reactor, 0.2)
+        self.assertNoResult(first)
+        self.assertNoResult(second)
+        self.assertExactlyOnce(range(10))
+        order = self.acknowledged(first, second)
+        holder.rollback()
+        yield waitUntil(reactor, lambda: len(order) == 2, what="both acknowledgements")
+        self.assertEqual(order, [1, 2])
+        self.assertExactlyOnce(range(30))
+        self.assertEqual(self.checkpoint(), eventId(29))
+
+    @inlineCallbacks
+    def test_firstFailsSecondRollsBack(self):
+        """
+        The first flush's connection dies while the second waits for it: the second rolls
+        back (its events must not be stored past a hole, nor its checkpoint), and both are
+        written again, in order, exactly once.
+        """
+        consumer, first, holder = yield self.stalled()
+        second = consumer.consume(batch(range(20, 30)))
+        yield waitUntil(reactor, lambda: self.backends("idle in transaction") == 1, what="the second flush to wait")
+        order = self.acknowledged(first, second)
+        self.db.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s "
+            "AND wait_event_type = 'Lock'",
+            (self.db.applicationName,),
+        )
+        yield waitUntil(reactor, lambda: not consumer._flushes, what="both flushes to end")
+        self.assertEqual(order, [])
+        self.assertExactlyOnce(range(10))  # the second rolled back
+        self.assertEqual(self.checkpoint(), eventId(9))
+        holder.rollback()
+        yield waitUntil(reactor, lambda: len(order) == 2, what="both acknowledgements")
+        self.assertEqual(order, [1, 2])
+        self.assertExactlyOnce(range(30))
+        self.assertEqual(self.checkpoint(), eventId(29))
+        self.assertEqual(consumer.rolledBack, 1)
+
+    @inlineCallbacks
+    def test_secondFailsFirstCommits(self):
+        """
+        The second flush's connection dies while it waits: the first commits, and the second
+        is written again after it.
+        """
+        consumer, first, holder = yield self.stalled()
+        second = consumer.consume(batch(range(20, 30)))
+        yield waitUntil(reactor, lambda: self.backends("idle in transaction") == 1, what="the second flush to wait")
+        order = self.acknowledged(first, second)
+        self.db.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s "
+            "AND state = 'idle in transaction'",
+            (self.db.applicationName,),
+        )
+        yield sleep(reactor, 0.2)
+        self.assertEqual(order, [])
+        holder.rollback()
+        yield waitUntil(reactor, lambda: len(order) == 2, what="both acknowledgements")
+        self.assertEqual(order, [1, 2])
+        self.assertExactlyOnce(range(30))
+        self.assertEqual(self.checkpoint(), eventId(29))
+
+    @inlineCallbacks
+    def test_sharedIdsWait(self):
+        """
+        Rows sharing an id with the flush in flight are not written beside it (each
+        transaction would wait for the other's row): they wait, and are stored once.
+        """
+        consumer, first, holder = yield self.stalled()
+        second = consumer.consume(batch(range(15, 25)))
+        yield sleep(reactor, 0.2)
+        self.assertEqual(consumer.pipelined, 0)
+        self.assertEqual(self.backends("idle in transaction"), 0)
+        holder.rollback()
+        yield first
+        yield second
+        self.assertExactlyOnce(range(25))
+        self.assertEqual(consumer.duplicates, 5)
+
+    @inlineCallbacks
+    def test_oneWriterConnection(self):
+        """
+        C{writer_connections: 1} writes one flush at a time.
+        """
+        consumer = yield self.started(batch_size=10, writer_connections=1)
+        acks = [consumer.consume(batch(range(10 * i, 10 * i + 10))) for i in range(5)]
+        for d in acks:
+            yield d
+        self.assertEqual(consumer.pipelined, 0)
+        self.assertExactlyOnce(range(50))

@@ -22,7 +22,7 @@ from stellarflow.interfaces import (
 from stellarflow.postgres import SaveToPostgreSQL
 from stellarflow.postgres.fakes import FakeDatabase, FakeKeeper
 from stellarflow.postgres.keeper import DatabaseUnavailable
-from stellarflow.postgres.writer import ROW_ERRORS
+from stellarflow.postgres.writer import ROW_ERRORS, PredecessorFailed
 from tests.test_postgres_consumer import LogCapture, batch, eventId, message
 
 
@@ -492,3 +492,77 @@ class CheckpointStoreTests(ClockTestCase):
         d = consumer.load("test")
         consumer.stop()
         self.assertNoResult(d)
+
+
+class PipelinedFlushTests(ClockTestCase):
+    """
+    Two writer keepers: the ordering rules when the flush written second fails first.
+    """
+
+    def test_secondFailsWhileFirstInFlight(self):
+        """
+        The second flush gives up waiting for the first (its patience is the query timeout)
+        and rolls back while the first is in flight: once the first commits, the second's
+        batches are written again, after it, in order.
+        """
+        second = FakeKeeper(self.database, passOn=ROW_ERRORS + (PredecessorFailed,))
+        consumer = SaveToPostgreSQL(
+            self.clock,
+            "host=db dbname=events password=pw",
+            "test",
+            keepers=[self.keeper, second],
+            batch_size=2,
+            query_timeout=0.01,
+        )
+        consumer.start()
+        self.keeper.connect()
+        second.connect()
+        order = []
+        acks = [consumer.consume(batch([2 * i, 2 * i + 1])) for i in range(2)]
+        for n, d in enumerate(acks, 1):
+            d.addCallback(lambda _, n=n: order.append(n))
+        self.assertEqual(len(self.keeper.transactions), 1)  # the first flush, waiting for its commit
+        self.clock.advance(0)  # the second is written on the other keeper, and gives up
+        self.assertEqual((consumer.pipelined, consumer.rolledBack), (1, 1))
+        self.assertEqual(second.committed, [])
+        self.assertEqual(order, [])
+        self.keeper.commit()
+        self.assertEqual(order, [1])
+        self.assertEqual(len(self.keeper.transactions), 2)  # the second's batch, written again
+        self.keeper.commit()
+        self.assertEqual(order, [1, 2])
+        self.assertStored(range(4))
+        self.assertEqual(self.database.checkpoints["test"], eventId(3))
+
+    def test_bothFailSecondFirst(self):
+        """
+        The second flush gives up, then the first fails too: both are written again in the
+        order they were taken (the newest checkpoint last).
+        """
+        second = FakeKeeper(self.database, passOn=ROW_ERRORS + (PredecessorFailed,))
+        consumer = SaveToPostgreSQL(
+            self.clock,
+            "host=db dbname=events password=pw",
+            "test",
+            keepers=[self.keeper, second],
+            batch_size=2,
+            query_timeout=0.01,
+        )
+        consumer.start()
+        self.keeper.connect()
+        second.connect()
+        order = []
+        acks = [consumer.consume(batch([2 * i, 2 * i + 1])) for i in range(2)]
+        for n, d in enumerate(acks, 1):
+            d.addCallback(lambda _, n=n: order.append(n))
+        self.clock.advance(0)
+        self.assertEqual(consumer.rolledBack, 1)
+        self.keeper.lose()
+        second.lose()
+        self.keeper.connect()
+        self.keeper.commit()
+        self.assertEqual(order, [1])
+        self.keeper.commit()
+        self.assertEqual(order, [1, 2])
+        self.assertStored(range(4))
+        self.assertEqual(self.database.checkpoints["test"], eventId(3))

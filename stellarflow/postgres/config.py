@@ -51,6 +51,12 @@ CONFIG_SCHEMA = Schema(
             Number(0, 60), 0.2, "seconds a queued batch waits for more rows before it is written"
         ),
         "max_pending": Field(Integer(1), 100000, "events held in memory before acks are withheld"),
+        "writer_connections": Field(
+            Integer(1, 2),
+            2,
+            "connections writing events: with 2 the next flush is written while one commits "
+            "(commits stay in order)",
+        ),
         "connect_timeout": Field(Number(0, exclusiveMinimum=True), 10.0, "seconds to connect"),
         "query_timeout": Field(
             Number(0, exclusiveMinimum=True),

@@ -6,9 +6,10 @@ connection L{stellarflow.postgres.keeper}'s.
 
 - ``consume(batch)`` queues the batch; its Deferred fires only after the transaction holding
   all its rows COMMITted.  Queued batches are written together once ``batch_size`` rows are
-  waiting or the oldest has waited ``flush_interval`` seconds, one transaction at a time, with
-  ``ON CONFLICT (id) DO NOTHING`` and the checkpoint upsert: a redelivered event is a no-op, and
-  the stored checkpoint never runs ahead of the stored events.
+  waiting or the oldest has waited ``flush_interval`` seconds, with ``ON CONFLICT (id) DO
+  NOTHING`` and the checkpoint upsert: a redelivered event is a no-op, and the stored checkpoint
+  never runs ahead of the stored events.  With a second writer connection the next transaction
+  is written while one commits, and commits only after it (L{SaveToPostgreSQL._pipeline}).
 - While the database is down the keeper reconnects with backoff; the held batches are written
   once it is back, their acknowledgements withheld meanwhile (backpressure on the source).  At
   most ``max_pending`` events are admitted; further batches are parked, unconverted, until
@@ -19,6 +20,7 @@ connection L{stellarflow.postgres.keeper}'s.
 """
 
 import collections
+import copy
 import functools
 
 import attr
@@ -43,7 +45,7 @@ from stellarflow.postgres.history import PostgresHistory
 from stellarflow.postgres.keeper import DatabaseUnavailable, ThreadedConnectionKeeper
 from stellarflow.postgres.query import EventQuery
 from stellarflow.postgres.schema import TableNames, migrate
-from stellarflow.postgres.writer import ROW_ERRORS, EventWriter
+from stellarflow.postgres.writer import ROW_ERRORS, EventWriter, Predecessor, PredecessorFailed
 
 # How many recently written cursors are remembered so that save() can skip them.
 _REMEMBERED_CURSORS = 4096
@@ -65,6 +67,40 @@ class _Entry:
     rendered = attr.ib(default=None)
 
 
+@attr.s(slots=True, eq=False)
+class _Flush:
+    """
+    One flush transaction in flight: its entries, the keeper (connection) writing it, the
+    outcome of the flush taken before it when that one was still being written (C{after}), and
+    its own outcome for the flush taken after it.
+    """
+
+    entries = attr.ib()
+    keeper = attr.ib()
+    sequence = attr.ib()
+    after = attr.ib(default=None)
+    outcome = attr.ib(factory=Predecessor)
+    ids = attr.ib(default=None)
+
+
+class _SecondWriter:
+    """
+    The second writer connection's news: it only speeds writing up, so it is logged quietly;
+    once it is ready the consumer may use it.
+    """
+
+    def __init__(self, consumer):
+        self.consumer = consumer
+
+    def connectionReady(self, applied):
+        self.consumer._schedule()
+
+    def connectionFailed(self, error, delay):
+        self.consumer.log.debug("Second PostgreSQL writer connection: {error}", error=error)
+
+    connectionLost = connectionFailed
+
+
 @provider(IComponentFactory)
 @implementer(IConsumer, ICheckpointStore, IEventHistorySource, IEventQuerySource, IStatsProvider, IConnectionListener)
 class SaveToPostgreSQL:
@@ -80,7 +116,9 @@ class SaveToPostgreSQL:
     @param backoff: a L{Backoff} for reconnecting (tests pass a fast one).
     @param secrets: extra strings to scrub from logged error text (the DSN's password always is).
     @param keeper: the L{IConnectionKeeper} to write through (tests pass a fake); by default a
-        L{ThreadedConnectionKeeper} of C{dsn} that migrates the schema on every connection.
+        L{ThreadedConnectionKeeper} of C{dsn} that migrates the schema on every connection,
+        and C{writer_connections - 1} more that write the next flush while one commits.
+    @param keepers: instead of C{keeper}, several (tests pass fakes): the first is C{keeper}.
 
     @ivar pending: events accepted and not yet committed.
     @ivar inserted: rows inserted so far; C{duplicates}: rows already present; C{rejected}: rows
@@ -102,6 +140,7 @@ class SaveToPostgreSQL:
             batch_size=config["batch_size"],
             flush_interval=config["flush_interval"],
             max_pending=config["max_pending"],
+            writer_connections=config["writer_connections"],
             connect_timeout=config["connect_timeout"],
             query_timeout=config["query_timeout"],
             store_message=config["store_message"],
@@ -122,6 +161,7 @@ class SaveToPostgreSQL:
         batch_size=500,
         flush_interval=0.2,
         max_pending=100000,
+        writer_connections=2,
         connect_timeout=10.0,
         query_timeout=60.0,
         store_message=True,
@@ -132,6 +172,7 @@ class SaveToPostgreSQL:
         secrets=(),
         keeper=None,
         produced_types=None,
+        keepers=None,
     ):
         self.reactor = reactor
         self.producedTypes = produced_types
@@ -151,17 +192,26 @@ class SaveToPostgreSQL:
         self.where = dsnlib.describe(dsn)
         self._historySecrets = tuple(secrets)
         self._secrets = tuple(s for s in tuple(secrets) + dsnlib.secretsOf(dsn) if s)
+        if keepers:
+            keeper = keepers[0]
+        self._keepers = list(keepers or [keeper])
         if keeper is None:
-            keeper = ThreadedConnectionKeeper(
-                reactor,
-                dsn,
-                prepare=functools.partial(migrate, names=self.names),
-                connectTimeout=connect_timeout,
-                queryTimeout=query_timeout,
-                backoff=backoff,
-                secrets=secrets,
-                passOn=ROW_ERRORS,
-            )
+            # Each writer connection has its own thread; a second one writes the next flush
+            # while the first commits (see _pipeline).  Only the first migrates the schema.
+            self._keepers = [
+                ThreadedConnectionKeeper(
+                    reactor,
+                    dsn,
+                    prepare=functools.partial(migrate, names=self.names) if n == 0 else None,
+                    connectTimeout=connect_timeout,
+                    queryTimeout=query_timeout,
+                    backoff=backoff if n == 0 or backoff is None else copy.deepcopy(backoff),
+                    secrets=secrets,
+                    passOn=ROW_ERRORS + (PredecessorFailed,),
+                )
+                for n in range(max(1, writer_connections))
+            ]
+            keeper = self._keepers[0]
         self.keeper = keeper
         self.writer = EventWriter(self.names, pipeline, batch_size, store_message, self._text)
 
@@ -174,7 +224,12 @@ class SaveToPostgreSQL:
         self._ahead = collections.deque()  # admitted entries not rendered yet, in order
         self._renderedRows = 0  # rows rendered and queued (not in a flush)
         self._parked = collections.deque()
-        self._flushing = None
+        self._flushes = []  # in flight, oldest first (at most one per writer connection)
+        self._returned = []  # flushes that failed while an earlier one was still in flight
+        self._pipelineCall = None
+        self._flushCount = 0
+        self.pipelined = 0  # flushes written while the one before was in flight
+        self.rolledBack = 0  # ... and rolled back because that one failed
         self._flushTimer = None
         self._flushWaiters = []
         self._written = collections.OrderedDict()
@@ -182,6 +237,8 @@ class SaveToPostgreSQL:
         self._parkedWarned = False
         self._history = None
         keeper.addListener(self)
+        for other in self._keepers[1:]:
+            other.addListener(_SecondWriter(self))
 
     def __repr__(self):
         return "<SaveToPostgreSQL {} table {}>".format(self.where, self.names.events)
@@ -265,7 +322,8 @@ class SaveToPostgreSQL:
             where=self.where,
             table=self.names.events,
         )
-        self.keeper.start()
+        for keeper in self._keepers:
+            keeper.start()
         return succeed(None)
 
     @inlineCallbacks
@@ -277,11 +335,14 @@ class SaveToPostgreSQL:
         if self._flushTimer is not None and self._flushTimer.active():
             self._flushTimer.cancel()
         self._flushTimer = None
+        if self._pipelineCall is not None and self._pipelineCall.active():
+            self._pipelineCall.cancel()
+        self._pipelineCall = None
         while True:
             self._admitParked(force=True)
-            if self._flushing is None and self.ready and self._queue:
-                self._flush()
-            if self._flushing is None:
+            if not self._flushes and not self._returned and self.ready and self._queue:
+                self._flush(self.keeper)
+            if not self._flushes:
                 break
             waiter = Deferred()
             self._flushWaiters.append(waiter)
@@ -293,7 +354,8 @@ class SaveToPostgreSQL:
                 pipeline=self.pipeline,
                 count=self.pending + sum(e.count for e in self._parked),
             )
-        yield self.keeper.stop()
+        for keeper in self._keepers:
+            yield keeper.stop()
         if self._history is not None:
             self._history.close()
         if self._query is not None:
@@ -395,12 +457,17 @@ class SaveToPostgreSQL:
             acknowledgements wait on this flush, cannot send more.  C{batch_size} and
             C{flush_interval} gather rows only while the writer is idle.
         """
-        if self._flushing is not None or not self.ready or not self._queue:
+        if not self.ready or not self._queue or self._returned:
+            return
+        if self._flushes:
+            if len(self._flushes) < len(self._keepers) and self._pipelineCall is None:
+                # After this reactor turn: the batches arriving in it go into the same flush.
+                self._pipelineCall = self.reactor.callLater(0, self._pipeline)
             return
         waited = self.reactor.seconds() - self._queue[0].arrived
         queued = sum(e.count for e in self._queue)
         if writerFreed or queued >= self.batchSize or waited >= self.flushInterval or self._stopping:
-            self._flush()
+            self._flush(self.keeper)
         elif self._flushTimer is None or not self._flushTimer.active():
             self._flushTimer = self.reactor.callLater(self.flushInterval - waited, self._flushTimerFired)
 
@@ -408,7 +475,42 @@ class SaveToPostgreSQL:
         self._flushTimer = None
         self._schedule()
 
-    def _flush(self):
+    def _pipeline(self):
+        """
+        A flush is being written and another writer connection is free: write what queued
+        meanwhile on it now.  It commits only after the flush before it did (it waits for it
+        before its checkpoint, L{Predecessor}), so the database never holds a flush, or a
+        checkpoint, past one that is not there; if the one before fails it rolls back too.
+        Rows sharing an id with the flush in flight wait for it instead (each transaction
+        would wait for the other's row).
+        """
+        self._pipelineCall = None
+        if not self.ready or not self._queue or self._returned or len(self._flushes) != 1:
+            return
+        current = self._flushes[0]
+        free = [k for k in self._keepers if k is not current.keeper and k.ready]
+        if not free or self._sharesIds(current):
+            return
+        self.pipelined += 1
+        self._flush(free[0], after=current.outcome)
+
+    def _sharesIds(self, flush):
+        """
+        Whether the rows the next flush would take share an id with C{flush}'s.
+        """
+        if flush.ids is None:
+            flush.ids = {m.get("id") for e in flush.entries for m in e.batch.messages or ()}
+        ids, rows = flush.ids, 0
+        for entry in self._queue:
+            for m in entry.batch.messages or ():
+                if m.get("id") in ids:
+                    return True
+            rows += entry.count
+            if rows >= self.batchSize:
+                break
+        return False
+
+    def _flush(self, keeper, after=None):
         if self._flushTimer is not None and self._flushTimer.active():
             self._flushTimer.cancel()
         self._flushTimer = None
@@ -424,38 +526,46 @@ class SaveToPostgreSQL:
                 entry.rendered = self.writer.render(entry.batch.messages)
             else:
                 self._renderedRows -= entry.count
-        self._flushing = entries
-        d = self._write(entries)
-        d.addCallbacks(self._flushed, self._flushFailed, callbackArgs=(entries,), errbackArgs=(entries,))
+        self._flushCount += 1
+        flush = _Flush(entries, keeper, self._flushCount, after)
+        self._flushes.append(flush)
+        d = self._write(flush)
+        d.addCallbacks(self._flushed, self._flushFailed, callbackArgs=(flush,), errbackArgs=(flush,))
         self._renderAhead()
 
     @inlineCallbacks
-    def _write(self, entries):
+    def _write(self, flush):
+        keeper, entries, after = flush.keeper, flush.entries, flush.after
         try:
-            written = yield self.keeper.run(self._transaction, entries, False)
+            written = yield keeper.run(self._transaction, entries, False, after)
         except ROW_ERRORS as e:
             self.log.info(
                 "PostgreSQL refused a batch of {count} event(s) ({error}); isolating the bad rows",
                 count=sum(entry.count for entry in entries),
                 error=self._text(e),
             )
-            written = yield self.keeper.run(self._transaction, entries, True)
+            written = yield keeper.run(self._transaction, entries, True, after)
         return written
 
-    def _transaction(self, cursor, entries, careful):
+    def _transaction(self, cursor, entries, careful, after=None):
         """
         The flush transaction (in the writer's thread): the writer writes the rendered
-        C{entries}, with the newest cursor of C{entries} as the checkpoint.
+        C{entries}, with the newest cursor of C{entries} as the checkpoint, after the flush
+        before it committed (C{after}, when that one was still being written).
         """
         position = None
         for entry in entries:
             if entry.batch.cursor is not None:
                 position = entry.batch.cursor
-        return self.writer.write(cursor, [entry.rendered for entry in entries], position, careful)
+        return self.writer.write(
+            cursor, [entry.rendered for entry in entries], position, careful, after, self.queryTimeout
+        )
 
-    def _flushed(self, written, entries):
+    def _flushed(self, written, flush):
+        flush.outcome.settle(True)  # the flush after it may commit now
+        self._flushes.remove(flush)
+        entries = flush.entries
         inserted, rejects = written.inserted, written.rejects
-        self._flushing = None
         count = sum(e.count for e in entries)
         self.pending -= count
         self.transactions += 1
@@ -473,19 +583,40 @@ class SaveToPostgreSQL:
             entry.rendered = None
             if entry.batch.cursor is not None:
                 self._remember(entry.batch.cursor)
+        self._requeueReturned()
         self._admitParked()
         for entry in entries:
             entry.done.callback(None)
         self._flushEnded()
 
-    def _flushFailed(self, failure, entries):
-        self._flushing = None
-        self._queue.extendleft(reversed(entries))
-        self._renderedRows += sum(e.count for e in entries)
-        # A connection problem already cost the connection (the keeper rebuilds it); anything
-        # else costs it too, so that a persistent failure is retried with backoff, not in a loop.
-        self.keeper.reconnect(failure)
+    def _flushFailed(self, failure, flush):
+        """
+        Put a failed flush's entries back at the head of the queue, in order: when a flush
+        after it is still in flight (it will roll back), once that one ended too.
+        """
+        flush.outcome.settle(False)
+        self._flushes.remove(flush)
+        self._returned.append(flush)
+        self._requeueReturned()
+        if failure.check(PredecessorFailed):
+            self.rolledBack += 1
+        else:
+            # A connection problem already cost the connection (the keeper rebuilds it); anything
+            # else costs it too, so that a persistent failure is retried with backoff, not in a loop.
+            flush.keeper.reconnect(failure)
         self._flushEnded()
+
+    def _requeueReturned(self):
+        """
+        Once no flush is in flight, the failed ones' entries go back to the head of the
+        queue in the order they were taken.
+        """
+        if self._flushes or not self._returned:
+            return
+        returned, self._returned = self._returned, []
+        for flush in sorted(returned, key=lambda f: f.sequence, reverse=True):
+            self._queue.extendleft(reversed(flush.entries))
+            self._renderedRows += sum(e.count for e in flush.entries)
 
     def _flushEnded(self):
         waiters, self._flushWaiters = self._flushWaiters, []

@@ -25,6 +25,7 @@ cursor (L{stellarflow.postgres.fakes.FakeCursor}) as well as against the real se
 """
 
 import io
+import threading
 
 import attr
 import psycopg2
@@ -55,6 +56,37 @@ class Rendered:
 
     rows = attr.ib()
     rejects = attr.ib()
+
+
+class PredecessorFailed(Exception):
+    """
+    The flush written before this one on the other connection did not commit: this one rolls
+    back too (it must not commit events, nor a checkpoint, past a hole).
+    """
+
+
+class Predecessor:
+    """
+    The outcome of the flush before, for a flush written meanwhile on a second connection:
+    that flush waits here (in its own thread) before it writes its checkpoint and commits, so
+    flushes commit in the order they were taken.
+    """
+
+    def __init__(self):
+        self._event = threading.Event()
+        self.committed = None
+
+    def settle(self, committed):
+        """The flush before ended (from the reactor thread): C{committed} or not."""
+        self.committed = committed
+        self._event.set()
+
+    def wait(self, timeout):
+        """
+        Whether the flush before committed; false when it did not, or did not end within
+        C{timeout} seconds (then this one rolls back and is written again).
+        """
+        return self._event.wait(timeout) and bool(self.committed)
 
 
 @attr.s(slots=True, frozen=True)
@@ -128,15 +160,19 @@ class EventWriter:
         return Rendered(rendered, rejects)
 
     @inlineCallbacks
-    def write(self, cursor, pages, position, careful=False):
+    def write(self, cursor, pages, position, careful=False, after=None, patience=60.0):
         """
         The body of a flush transaction: events, dead letters, checkpoint.
 
         @param pages: L{Rendered} messages, in order.
         @param position: the cursor to store as the pipeline's checkpoint, or C{None}.
         @param careful: isolate rows PostgreSQL refuses (savepoints, halving) instead of failing.
+        @param after: the L{Predecessor} of a flush taken before this one and still being
+            written on another connection: its outcome is waited for (at most C{patience}
+            seconds) before the checkpoint is written.
         @return: a Deferred firing with a L{Written}.
         @raise ROW_ERRORS: (not careful) a row was refused.
+        @raise PredecessorFailed: the flush before did not commit.
         """
         byTable = {table: [] for table in rowlib.TABLES}
         rejects = []
@@ -156,6 +192,8 @@ class EventWriter:
             inserted = yield self.copy(cursor, tables)
         if rejects:
             yield cursor.execute(self.deadLettersSQL(cursor, rejects))
+        if after is not None and not after.wait(patience):
+            raise PredecessorFailed("the flush before this one did not commit")
         if position is not None:
             yield self.saveCheckpoint(cursor, self.pipeline, position)
         return Written(inserted, rejects)
