@@ -83,6 +83,11 @@ class _Flush:
     ids = attr.ib(default=None)
 
 
+def _idOf(message):
+    """A message's id, or C{None} (a message that is not a mapping is rejected when rendered)."""
+    return message.get("id") if isinstance(message, dict) else None
+
+
 class _SecondWriter:
     """
     The second writer connection's news: it only speeds writing up, so it is logged quietly;
@@ -499,11 +504,11 @@ class SaveToPostgreSQL:
         Whether the rows the next flush would take share an id with C{flush}'s.
         """
         if flush.ids is None:
-            flush.ids = {m.get("id") for e in flush.entries for m in e.batch.messages or ()}
+            flush.ids = {_idOf(m) for e in flush.entries for m in e.batch.messages or ()}
         ids, rows = flush.ids, 0
         for entry in self._queue:
             for m in entry.batch.messages or ():
-                if m.get("id") in ids:
+                if _idOf(m) in ids:
                     return True
             rows += entry.count
             if rows >= self.batchSize:
