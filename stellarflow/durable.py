@@ -104,6 +104,7 @@ class DurableMember:
     @ivar position: the newest cursor the consumer acknowledged (or loaded), or C{None}.
     @ivar joinedAt: where it joined the live flow when it had no position of its own (the live
         flow's start): what it needs is after there until it acknowledges something.
+    @ivar joinCredit: how many of the recent batches it joined with are not acknowledged yet.
     """
 
     durable = True
@@ -118,6 +119,7 @@ class DurableMember:
         self.position = None
         self.joinedAt = None
         self.skipThrough = None
+        self.joinCredit = 0
         self.lane = ConsumerLane(consumer, name, pipeline.clock, self._liveAcked)
         self.catchUp = None
         self.finishing = []  # catch-up readers stopped, their lanes still draining
@@ -141,13 +143,15 @@ class DurableMember:
             if batch.cursor is not None and notBefore(self.skipThrough, batch.cursor):
                 return False  # the catch-up reader delivered it already
             self.skipThrough = None
-        if len(self.lane) >= self.pipeline.maxInFlight:
+        if len(self.lane) >= self.pipeline.maxInFlight + self.joinCredit:
             self._detach()
             return False
         self.lane.submit(batch)
         return True
 
     def _liveAcked(self, lane, batch):
+        if self.joinCredit:
+            self.joinCredit -= 1  # acknowledged in order: the batches it joined with come first
         self._advanced(batch.cursor)
         self.pipeline.acked(self, batch)
         self._checkSettled()
@@ -167,6 +171,7 @@ class DurableMember:
             position=self.resumePosition,
         )
         self.lane.reset()
+        self.joinCredit = 0
         self.pipeline.release(self)
         self._catchUpFrom(self.resumePosition)
 
@@ -245,8 +250,7 @@ class DurableMember:
             return
         self.state = ATTACHED
         self.skipThrough = start if not recent else None
-        for batch in recent:
-            self.lane.submit(batch)
+        self._joinWith(recent)
         self._checkSettled()
         self.log.info(
             "Consumer {consumer} of pipeline {pipeline} joins the live flow at {position}",
@@ -254,6 +258,18 @@ class DurableMember:
             pipeline=self.pipeline.name,
             position=start,
         )
+
+    def _joinWith(self, recent):
+        """
+        Hand over the live flow's recent batches the consumer lacks.  They do not count
+        towards its limit until acknowledged (L{joinCredit}): joining with C{max_in_flight} of
+        them must not detach it on the next live batch (a database that answered late at
+        start-up would then be read for again from the source, for nothing).  The pipeline
+        holds them anyway (its recent batches): memory stays bounded.
+        """
+        self.joinCredit = len(recent)
+        for batch in recent:
+            self.lane.submit(batch)
 
     def _catchUpFrom(self, start):
         self.state = CATCHING_UP
@@ -284,8 +300,7 @@ class DurableMember:
         catchUp.stop()
         self.state = ATTACHED
         self.skipThrough = last if not recent else None
-        for batch in recent:
-            self.lane.submit(batch)
+        self._joinWith(recent)
         self.caughtUp += 1
         self.log.info(
             "Consumer {consumer} of pipeline {pipeline} caught up at {cursor}; back in the live flow",

@@ -174,7 +174,7 @@ class DurableTests(SynchronousTestCase):
         w.pipeline.newSource = fromTheTip
         w.pipeline.startService()  # the consumer answers at once: no position of its own
         w.db.fail()  # ... and acknowledges nothing from its first batch on
-        w.run(4)
+        w.run(5)  # the batch it joined with, then max_in_flight live ones: the next detaches it
         self.assertEqual((w.member.state, w.member.detaches), (durable.CATCHING_UP, 1))
         self.assertIsNone(w.member.position)
         self.assertEqual(w.member.catchUp.source.checkpoint, Checkpoint(itemId(0)))
@@ -204,6 +204,35 @@ class DurableTests(SynchronousTestCase):
         self.assertEqual(again.member.state, durable.ATTACHED)
         self.assertEqual(again.db.order, ids(1, 200))
         self.assertEqual(again.store.checkpoints[-1].owed, ())
+
+    def test_joiningWithRecentBatchesNotDetached(self):
+        """
+        A consumer that answers late joins with the live flow's recent batches
+        (C{max_in_flight} of them); the next live batch does not detach it before it could
+        acknowledge them, and once they are, the limit is the usual one.
+        """
+        w = World(maxInFlight=3)
+        w.db.fail()
+        w.pipeline.startService()
+        w.run(3)  # live 1..15; the consumer's position is not known yet
+        loads, w.db._loads = w.db._loads, []
+        for d in loads:
+            d.callback(None)  # it answers (no position) but commits nothing yet
+        self.assertEqual((w.member.state, len(w.member.lane), w.member.joinCredit), (durable.ATTACHED, 3, 3))
+        w.run(1)
+        self.assertEqual((w.member.state, w.member.detaches, len(w.member.lane)), (durable.ATTACHED, 0, 4))
+        w.db.recover()
+        self.assertEqual(w.member.joinCredit, 0)
+        w.db.fail()
+        w.run(3)
+        self.assertEqual((w.member.state, w.member.detaches), (durable.ATTACHED, 0))
+        w.run(1)
+        self.assertEqual((w.member.state, w.member.detaches), (durable.CATCHING_UP, 1))
+        w.db.recover()
+        w.run(40)
+        self.assertEqual(w.member.state, durable.ATTACHED)
+        self.assertEqual(w.readers, ["p catch-up for db"])
+        self.assertEqual(w.db.order, ids(1, 200))
 
     def test_catchUpBoundedWhileDown(self):
         """
