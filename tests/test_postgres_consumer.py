@@ -589,16 +589,26 @@ class PipelinedWriterTests(ConsumerTestCase):
         yield waitUntil(reactor, lambda: self.backends("Lock") == 1, what="the first flush to wait for the lock")
         return consumer, first, holder
 
-    def backends(self, state):
+    def backends(self, state, select="count(*)"):
         """
         How many of the consumer's connections wait for a lock (C{"Lock"}) or are idle in a
-        transaction (C{"idle in transaction"}).
+        transaction (C{"idle in transaction"}: the second flush waiting for the first).
         """
         column = "wait_event_type" if state == "Lock" else "state"
         return self.db.query(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND {} = %s".format(column),
+            "SELECT {} FROM pg_stat_activity WHERE application_name = %s AND {} = %s".format(select, column),
             (self.db.applicationName, state),
         )[0][0]
+
+    def terminate(self, state):
+        """End the server process of the consumer's connection in C{state} (see L{backends})."""
+        self.backends(state, select="count(pg_terminate_backend(pid))")
+
+    def secondWaits(self):
+        """
+        A Deferred firing once a second flush has written its rows and waits for the first.
+        """
+        return waitUntil(reactor, lambda: self.backends("idle in transaction") == 1, what="the second flush to wait")
 
     def acknowledged(self, *deferreds):
         order = []
@@ -614,7 +624,7 @@ class PipelinedWriterTests(ConsumerTestCase):
         """
         consumer, first, holder = yield self.stalled()
         second = consumer.consume(batch(range(20, 30)))
-        yield waitUntil(reactor, lambda: self.backends("idle in transaction") == 1, what="the second flush to wait")
+        yield self.secondWaits()
         self.assertEqual(consumer.pipelined, 1)
         yield sleep(reactor, 0.2)
         self.assertNoResult(first)
@@ -636,13 +646,9 @@ class PipelinedWriterTests(ConsumerTestCase):
         """
         consumer, first, holder = yield self.stalled()
         second = consumer.consume(batch(range(20, 30)))
-        yield waitUntil(reactor, lambda: self.backends("idle in transaction") == 1, what="the second flush to wait")
+        yield self.secondWaits()
         order = self.acknowledged(first, second)
-        self.db.query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s "
-            "AND wait_event_type = 'Lock'",
-            (self.db.applicationName,),
-        )
+        self.terminate("Lock")  # the first flush's connection
         yield waitUntil(reactor, lambda: not consumer._flushes, what="both flushes to end")
         self.assertEqual(order, [])
         self.assertExactlyOnce(range(10))  # the second rolled back
@@ -662,13 +668,9 @@ class PipelinedWriterTests(ConsumerTestCase):
         """
         consumer, first, holder = yield self.stalled()
         second = consumer.consume(batch(range(20, 30)))
-        yield waitUntil(reactor, lambda: self.backends("idle in transaction") == 1, what="the second flush to wait")
+        yield self.secondWaits()
         order = self.acknowledged(first, second)
-        self.db.query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s "
-            "AND state = 'idle in transaction'",
-            (self.db.applicationName,),
-        )
+        self.terminate("idle in transaction")  # the second flush's connection
         yield sleep(reactor, 0.2)
         self.assertEqual(order, [])
         holder.rollback()

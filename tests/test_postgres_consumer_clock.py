@@ -499,11 +499,12 @@ class PipelinedFlushTests(ClockTestCase):
     Two writer keepers: the ordering rules when the flush written second fails first.
     """
 
-    def test_secondFailsWhileFirstInFlight(self):
+    def secondGivesUp(self):
         """
-        The second flush gives up waiting for the first (its patience is the query timeout)
-        and rolls back while the first is in flight: once the first commits, the second's
-        batches are written again, after it, in order.
+        Two batches of two events: the first flush waits for its commit on the first keeper;
+        the second, written on the other keeper, gives up waiting for it (its patience is the
+        query timeout) and rolls back.  Returns C{(consumer, second keeper, acknowledgement
+        order)}.
         """
         second = FakeKeeper(self.database, passOn=ROW_ERRORS + (PredecessorFailed,))
         consumer = SaveToPostgreSQL(
@@ -524,45 +525,39 @@ class PipelinedFlushTests(ClockTestCase):
         self.assertEqual(len(self.keeper.transactions), 1)  # the first flush, waiting for its commit
         self.clock.advance(0)  # the second is written on the other keeper, and gives up
         self.assertEqual((consumer.pipelined, consumer.rolledBack), (1, 1))
-        self.assertEqual(second.committed, [])
-        self.assertEqual(order, [])
+        self.assertEqual((second.committed, order), ([], []))
+        return consumer, second, order
+
+    def assertBothWrittenInOrder(self, order, transactions):
+        """
+        Commit the two flushes left on the first keeper, the second written again once the
+        first committed (C{transactions} started by then): acknowledgements in order, every
+        event once, the newest checkpoint last.
+        """
         self.keeper.commit()
         self.assertEqual(order, [1])
-        self.assertEqual(len(self.keeper.transactions), 2)  # the second's batch, written again
+        self.assertEqual(len(self.keeper.transactions), transactions)
         self.keeper.commit()
         self.assertEqual(order, [1, 2])
         self.assertStored(range(4))
         self.assertEqual(self.database.checkpoints["test"], eventId(3))
+
+    def test_secondFailsWhileFirstInFlight(self):
+        """
+        The second flush rolls back while the first is in flight: once the first commits,
+        the second's batches are written again, after it, in order.
+        """
+        consumer, second, order = self.secondGivesUp()
+        self.assertBothWrittenInOrder(order, 2)
 
     def test_bothFailSecondFirst(self):
         """
         The second flush gives up, then the first fails too: both are written again in the
         order they were taken (the newest checkpoint last).
         """
-        second = FakeKeeper(self.database, passOn=ROW_ERRORS + (PredecessorFailed,))
-        consumer = SaveToPostgreSQL(
-            self.clock,
-            "host=db dbname=events password=pw",
-            "test",
-            keepers=[self.keeper, second],
-            batch_size=2,
-            query_timeout=0.01,
-        )
-        consumer.start()
-        self.keeper.connect()
-        second.connect()
-        order = []
-        acks = [consumer.consume(batch([2 * i, 2 * i + 1])) for i in range(2)]
-        for n, d in enumerate(acks, 1):
-            d.addCallback(lambda _, n=n: order.append(n))
-        self.clock.advance(0)
-        self.assertEqual(consumer.rolledBack, 1)
+        consumer, second, order = self.secondGivesUp()
         self.keeper.lose()
         second.lose()
         self.keeper.connect()
-        self.keeper.commit()
-        self.assertEqual(order, [1])
-        self.keeper.commit()
-        self.assertEqual(order, [1, 2])
-        self.assertStored(range(4))
-        self.assertEqual(self.database.checkpoints["test"], eventId(3))
+        self.assertEqual(len(self.keeper.transactions), 2)  # the first, written again
+        self.assertBothWrittenInOrder(order, 3)

@@ -21,6 +21,7 @@ from twisted.trial.unittest import FailTest, SkipTest
 
 from stellarflow.backoff import Backoff
 from stellarflow.postgres.consumer import SaveToPostgreSQL
+from stellarflow.testing.waiting import sleep, waitUntil  # noqa: F401 (re-exported for tests)
 
 DEFAULT_TEST_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 
@@ -256,40 +257,6 @@ class FlakyProxy:
             self.factory.idleWaiters.append(idle)
             d.addCallback(lambda _: idle)
         return d
-
-
-def waitUntil(reactor, predicate, timeout=10.0, interval=0.01, what="condition"):
-    """
-    A Deferred firing once C{predicate()} is true, polling every C{interval} seconds on
-    C{reactor}; it fails with C{FailTest} after C{timeout} seconds.
-    """
-    deadline = reactor.seconds() + timeout
-    result = Deferred()
-
-    def check():
-        try:
-            done = predicate()
-        except Exception:
-            result.errback()
-            return
-        if done:
-            result.callback(None)
-        elif reactor.seconds() > deadline:
-            result.errback(FailTest("timed out after {}s waiting for {}".format(timeout, what)))
-        else:
-            reactor.callLater(interval, check)
-
-    check()
-    return result
-
-
-def sleep(reactor, seconds):
-    """
-    A Deferred firing after C{seconds} of real time.
-    """
-    d = Deferred()
-    reactor.callLater(seconds, d.callback, None)
-    return d
 
 
 def closedPort(reactor):

@@ -12,8 +12,9 @@ import tempfile
 import time
 import uuid
 
-from twisted.internet.defer import Deferred
 from twisted.trial.unittest import FailTest, SkipTest
+
+from stellarflow.testing.waiting import sleep, waitUntil  # noqa: F401 (re-exported for tests)
 
 DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -121,33 +122,3 @@ class PrivateRedis:
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def waitUntil(reactor, predicate, timeout=10.0, interval=0.01, what="condition"):
-    """
-    A Deferred firing once C{predicate()} is true (polled on C{reactor}); fails after C{timeout}.
-    """
-    deadline = reactor.seconds() + timeout
-    result = Deferred()
-
-    def check():
-        try:
-            done = predicate()
-        except Exception:
-            result.errback()
-            return
-        if done:
-            result.callback(None)
-        elif reactor.seconds() > deadline:
-            result.errback(FailTest("timed out after {}s waiting for {}".format(timeout, what)))
-        else:
-            reactor.callLater(interval, check)
-
-    check()
-    return result
-
-
-def sleep(reactor, seconds):
-    d = Deferred()
-    reactor.callLater(seconds, d.callback, None)
-    return d
