@@ -22,14 +22,13 @@ value PostgreSQL refuses is detected per row (see L{stellarflow.postgres.writer}
 value containing NUL cannot be sent at all: such a message is rejected here.
 """
 
-import functools
 import hashlib
 import json
 
 import attr
-from stellar_sdk import MuxedAccount
 
 from stellarflow.message import PAYMENT, TRADE, seal
+from stellarflow.websocket.matching import eventAccount
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
@@ -43,25 +42,11 @@ class InvalidMessage(ValueError):
 # -- the filter columns -------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=16384)
-def involved(address):
-    """
-    An address as filters match it: a muxed ``M...`` account becomes its ``G...`` account,
-    anything else (or an ``M...`` that does not decode) stays as it is.
-    """
-    if address[:1] == "M":
-        try:
-            return MuxedAccount.from_account(address).account_id
-        except Exception:
-            return address
-    return address
-
-
 def _party(value):
     """
     A ``from``/``to``-like field as an involved address, or C{None} when absent or empty.
     """
-    return involved(value) if type(value) is str and value else None
+    return eventAccount(value) if type(value) is str and value else None
 
 
 def eventAccounts(message):
@@ -74,7 +59,7 @@ def eventAccounts(message):
     if type(listed) is list:
         for address in listed:
             if type(address) is str:
-                accounts.add(involved(address))
+                accounts.add(eventAccount(address))
     for key in ("from", "to"):
         party = _party(message.get(key))
         if party:

@@ -54,9 +54,11 @@ class EventKeys:
 
 
 @functools.lru_cache(maxsize=8192)
-def _eventAccount(address):
+def eventAccount(address):
     """
-    An event address as matched: C{M...} becomes its C{G...}; anything else as is.
+    An event address as matched: C{M...} becomes its C{G...}; anything else (or an C{M...} that
+    does not decode) as is.  PostgreSQL's filter columns are built with it too
+    (L{stellarflow.postgres.rows}), so that stored and live events match alike.
     """
     if address[:1] == "M":
         try:
@@ -88,7 +90,7 @@ def _amount(value):
 
 def _party(message, key):
     value = message.get(key)
-    return _eventAccount(value) if isinstance(value, str) and value else None
+    return eventAccount(value) if isinstance(value, str) and value else None
 
 
 def _asset(message, prefix):
@@ -167,7 +169,7 @@ def eventKeys(message):
     if isinstance(involved, list):
         for address in involved:
             if isinstance(address, str):
-                accounts.add(_eventAccount(address))
+                accounts.add(eventAccount(address))
     sender = _party(message, "from")
     receiver = _party(message, "to")
     if sender:
