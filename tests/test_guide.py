@@ -6,10 +6,8 @@ client and the real PostgreSQL.
 
 import uuid
 
-from autobahn.twisted.websocket import WebSocketClientFactory
 from stellar_sdk import Network
 from twisted.internet import defer, reactor
-from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -18,7 +16,7 @@ from stellarflow.daemon import Daemon
 from stellarflow.postgres.testing import connect
 from stellarflow.testing.rpcserver import StellarRPCResource, serve
 from tests.helpers import guidePath
-from tests.test_websocket_e2e import Client, cancelAutobahnTimers, until
+from tests.test_websocket_e2e import cancelAutobahnTimers, registeredClient, until
 
 USDC_SAC = "CCW67TSZV3SSS2HXMBQ5JFGCKJNXKZM7UQUWUZPUTHXSTZLEO7SJMI75"
 USDC_ISSUER = "GA5ZSEJYB37JRC5AVCIA5MOP4RHTM335X2KGX3IHOJAPP5RE34K4KZVN"
@@ -121,16 +119,9 @@ class GuidePipelineTests(TestCase):
         ws = pipeline.consumers[0][1]
         yield until(lambda: ws.listeningPort is not None)
         port = ws.listeningPort.getHost().port
-        factory = WebSocketClientFactory("ws://127.0.0.1:{}/ws".format(port), reactor=reactor)
-        factory.protocol = Client
-        self.client = yield TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(factory)
-        self.addCleanup(self.client.dropConnection, abort=True)
-        yield self.client.waitFor(lambda c: "welcome" in c.types())
         # the guide's registration: contract events of USDC
-        self.client.send(
-            {"type": "register", "filters": {"types": ["contract_event"], "account_ids": [], "asset_codes": ["USDC"], "min_amount": ""}}
-        )
-        yield self.client.waitFor(lambda c: "registered" in c.types())
+        self.client = yield registeredClient(self, port, {"types": ["contract_event"], "account_ids": [], "asset_codes": ["USDC"], "min_amount": ""})
+        self.assertIn("registered", self.client.types())
         return pipeline
 
     def expected(self, upTo):

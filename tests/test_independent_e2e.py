@@ -9,10 +9,8 @@ import os
 import subprocess
 import sys
 
-from autobahn.twisted.websocket import WebSocketClientFactory
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
-from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.trial.unittest import TestCase
 
 from stellarflow import positions
@@ -22,7 +20,7 @@ from stellarflow.daemon import Daemon
 from stellarflow.postgres.testing import FlakyProxy, TemporarySchema, sleep
 from stellarflow.testing.rpcserver import StellarRPCResource, serve
 from tests.helpers import REPO, httpClient
-from tests.test_websocket_e2e import Client, cancelAutobahnTimers, until
+from tests.test_websocket_e2e import cancelAutobahnTimers, registeredClient, until
 
 FIRST = 5000
 PUBLIC = "Public Global Stellar Network ; September 2015"
@@ -83,13 +81,8 @@ class IndependentProgressTests(TestCase):
         self.member = self.pipeline.members[1]
         yield until(lambda: self.ws.listeningPort is not None)
         port = self.ws.listeningPort.getHost().port
-        factory = WebSocketClientFactory("ws://127.0.0.1:{}/ws".format(port), reactor=reactor)
-        factory.protocol = Client
-        self.client = yield TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(factory)
-        self.addCleanup(self.client.dropConnection, abort=True)
-        yield self.client.waitFor(lambda c: "welcome" in c.types())
-        self.client.send({"type": "register", "filters": {"types": [], "account_ids": [], "asset_codes": [], "min_amount": ""}})
-        yield self.client.waitFor(lambda c: "registered" in c.types())
+        self.client = yield registeredClient(self, port, {"types": [], "account_ids": [], "asset_codes": [], "min_amount": ""})
+        self.assertIn("registered", self.client.types())
 
     def expected(self, upTo):
         """

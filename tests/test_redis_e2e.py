@@ -8,9 +8,7 @@ private redis-server the test stops and starts.  Every wait is bounded.
 import json
 import subprocess
 
-from autobahn.twisted.websocket import WebSocketClientFactory
 from twisted.internet import defer, reactor, task
-from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.trial.unittest import TestCase
 
 from stellarflow.config import parse
@@ -18,7 +16,7 @@ from stellarflow.daemon import Daemon
 from stellarflow.positions import ledgerEnd
 from stellarflow.redis.testing import PrivateRedis, _hostPort, requireRedis, sleep, testRedisURL, uniqueStream
 from stellarflow.testing.rpcserver import StellarRPCResource, serve
-from tests.test_websocket_e2e import Client, cancelAutobahnTimers, until
+from tests.test_websocket_e2e import cancelAutobahnTimers, dropClient, registeredClient, until
 
 FIRST_LEDGER = 9000
 TIMEOUT = 30
@@ -136,24 +134,11 @@ class FanOutMixin:
         edge.ws = ws
         return edge
 
-    @defer.inlineCallbacks
     def connect(self, edge, resume_after=None):
-        factory = WebSocketClientFactory("ws://127.0.0.1:%d/ws" % edge.port, reactor=reactor)
-        factory.protocol = Client
-        client = yield TCP4ClientEndpoint(reactor, "127.0.0.1", edge.port).connect(factory)
-        self.addCleanup(self.drop, client)
-        yield client.waitFor(lambda c: c.received, TIMEOUT)
-        message = {"type": "register", "filters": {}}
-        if resume_after is not None:
-            message["resume_after"] = resume_after
-        client.send(message)
-        yield client.waitFor(lambda c: {"registered", "error"} & set(c.types()), TIMEOUT)
-        return client
+        return registeredClient(self, edge.port, resume_after=resume_after)
 
     def drop(self, client):
-        if client.closedWith is None:
-            client.dropConnection(abort=True)
-        return client.closedDeferred.addTimeout(TIMEOUT, reactor)
+        return dropClient(client)
 
     def registered(self, client):
         return [m for m in client.received if m["type"] == "registered"][-1]

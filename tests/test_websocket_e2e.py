@@ -157,6 +157,35 @@ def frame(payload, opcode=0x81):
     return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
+@defer.inlineCallbacks
+def registeredClient(testCase, port, filters=None, resume_after=None, protocol=None):
+    """
+    A L{Client} (or C{protocol}) connected to C{ws://127.0.0.1:<port>/ws} that sent its
+    C{register} (C{filters}, and C{resume_after} when given) and got the reply, or an error;
+    dropped in C{testCase}'s cleanup.
+    """
+    factory = WebSocketClientFactory("ws://127.0.0.1:%d/ws" % port, reactor=reactor)
+    factory.protocol = protocol or Client
+    client = yield TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(factory)
+    testCase.addCleanup(dropClient, client)
+    yield client.waitFor(lambda c: c.received, TIMEOUT)
+    message = {"type": "register", "filters": filters or {}}
+    if resume_after is not None:
+        message["resume_after"] = resume_after
+    client.send(message)
+    yield client.waitFor(lambda c: {"registered", "error"} & set(c.types()), TIMEOUT)
+    return client
+
+
+def dropClient(client):
+    """
+    Abort C{client}'s connection unless it is closed; a Deferred firing once it is.
+    """
+    if client.closedWith is None:
+        client.dropConnection(abort=True)
+    return client.closedDeferred.addTimeout(TIMEOUT, reactor)
+
+
 def cancelAutobahnTimers():
     """
     Cancel the bucket calls of Autobahn's batched timers (txaio) once every connection is gone:

@@ -10,9 +10,7 @@ The database cases use the real PostgreSQL test server (skipped without it, fail
 
 import json
 
-from autobahn.twisted.websocket import WebSocketClientFactory
 from twisted.internet import defer, reactor, task
-from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.trial.unittest import TestCase
 
 from stellarflow.config import parse
@@ -22,7 +20,7 @@ from stellarflow.postgres.testing import TemporarySchema, sleep, testDSN
 from stellarflow.testing.rpcserver import StellarRPCResource, serve
 from stellarflow.websocket.filters import parseFilters
 from stellarflow.websocket.matching import eventKeys, matches
-from tests.test_websocket_e2e import Client, cancelAutobahnTimers, until
+from tests.test_websocket_e2e import Client, cancelAutobahnTimers, dropClient, registeredClient, until
 
 FIRST_LEDGER = 9000
 TIMEOUT = 20
@@ -105,27 +103,14 @@ class ResumeE2EMixin:
         if daemon.running:
             return daemon.stopService()
 
-    @defer.inlineCallbacks
     def connect(self, filters=None, resume_after=None, protocol=Client):
         """
         A client that has registered (its ``registered`` reply, or its error, arrived).
         """
-        factory = WebSocketClientFactory("ws://127.0.0.1:%d/ws" % self.port, reactor=reactor)
-        factory.protocol = protocol
-        client = yield TCP4ClientEndpoint(reactor, "127.0.0.1", self.port).connect(factory)
-        self.addCleanup(self.drop, client)
-        yield client.waitFor(lambda c: c.received, TIMEOUT)
-        message = {"type": "register", "filters": filters or {}}
-        if resume_after is not None:
-            message["resume_after"] = resume_after
-        client.send(message)
-        yield client.waitFor(lambda c: {"registered", "error"} & set(c.types()), TIMEOUT)
-        return client
+        return registeredClient(self, self.port, filters, resume_after, protocol)
 
     def drop(self, client):
-        if client.closedWith is None:
-            client.dropConnection(abort=True)
-        return client.closedDeferred.addTimeout(TIMEOUT, reactor)
+        return dropClient(client)
 
     def registered(self, client):
         return [m for m in client.received if m["type"] == "registered"][-1]
